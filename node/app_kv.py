@@ -1,0 +1,149 @@
+"""`kv`: a small signed key/value application, the default for testnets of the consensus path.
+
+A transaction is a msgpack array shaped like grassroots transactions, so the mempool treats both
+alike: `[version=1, chain_id, kind, signer(32 B), nonce, body, sig(64 B)]`, signed over
+`b"hedgerow/kv/tx/v1\\0" + packb([version, chain_id, kind, signer, nonce, body])`.
+Kinds: 1 SET `[key: bytes, value: bytes]`, 2 NOOP `[]` (load generation).
+
+State: a dict key -> value, and per signer the highest nonce executed. A tx executes iff its
+signature is valid and its nonce is above the signer's last one (replays and stale copies are
+skipped with a reason; gaps are allowed, so forwarded txs may arrive in any order across
+senders). The state hash chains every executed block: `H(prev || height || H(txs results))`,
+and `snapshot()` carries the dict, nonces and hash, so a restored node continues the same chain.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+import msgpack
+
+from hedgerow.node.app import CheckResult
+from hedgerow.protocols.crypto import SigningKey, VerifyKey
+
+TX_DOMAIN = b"hedgerow/kv/tx/v1\x00"
+KIND_SET = 1
+KIND_NOOP = 2
+TX_BYTES_MAX = 4096
+KEY_BYTES_MAX = 256
+
+
+def tx_sign_bytes(chain_id: str, kind: int, signer: bytes, nonce: int, body: list[Any]) -> bytes:
+    return TX_DOMAIN + msgpack.packb([1, chain_id, kind, signer, nonce, body], use_bin_type=True)
+
+
+def make_tx(key: SigningKey, chain_id: str, nonce: int, kind: int = KIND_SET,
+            body: list[Any] | None = None) -> bytes:
+    """Build and sign one kv transaction (client side)."""
+    body = [b"k", b"v"] if body is None and kind == KIND_SET else (body or [])
+    signer = key.public.raw
+    sig = key.sign_raw(tx_sign_bytes(chain_id, kind, signer, nonce, body))
+    packed: bytes = msgpack.packb([1, chain_id, kind, signer, nonce, body, sig], use_bin_type=True)
+    return packed
+
+
+def _decode(tx: bytes, chain_id: str) -> tuple[str, int, bytes, int, list[Any], bytes]:
+    if len(tx) > TX_BYTES_MAX:
+        raise ValueError("oversize")
+    obj = msgpack.unpackb(tx, raw=False, max_bin_len=TX_BYTES_MAX, max_array_len=64, max_map_len=0,
+                          max_ext_len=0)
+    if type(obj) is not list or len(obj) != 7:
+        raise ValueError("malformed")
+    version, chain, kind, signer, nonce, body, sig = obj
+    if version != 1 or chain != chain_id:
+        raise ValueError("wrong_chain")
+    if type(kind) is not int or type(nonce) is not int or nonce < 0 or type(body) is not list:
+        raise ValueError("malformed")
+    if type(signer) is not bytes or len(signer) != 32 or type(sig) is not bytes or len(sig) != 64:
+        raise ValueError("malformed")
+    if kind == KIND_SET:
+        if len(body) != 2 or not all(type(x) is bytes for x in body) or len(body[0]) > KEY_BYTES_MAX:
+            raise ValueError("malformed")
+    elif kind != KIND_NOOP or body:
+        raise ValueError("malformed")
+    if msgpack.packb(obj, use_bin_type=True) != tx:
+        raise ValueError("non_canonical")
+    return chain, kind, signer, nonce, body, sig
+
+
+class KvApp:
+    name = "kv"
+
+    def __init__(self, chain_id: str, genesis: dict[str, Any] | None = None) -> None:
+        self.chain_id = chain_id
+        self.height = 0
+        self.data: dict[bytes, bytes] = {}
+        self.nonces: dict[bytes, int] = {}
+        self._hash = hashlib.sha256(b"hedgerow/kv/genesis|" + chain_id.encode()).digest()
+        self.executed = 0
+
+    def check_tx(self, tx: bytes) -> CheckResult:
+        tx_hash = hashlib.sha256(tx).digest()
+        try:
+            chain, kind, signer, nonce, body, sig = _decode(tx, self.chain_id)
+        except Exception as error:  # noqa: BLE001 - any decode failure is "malformed"
+            reason = str(error) if str(error) in ("oversize", "wrong_chain", "non_canonical") else "malformed"
+            return CheckResult(False, reason, b"", 0, tx_hash)
+        if not VerifyKey(signer).verify_raw(sig, tx_sign_bytes(chain, kind, signer, nonce, body)):
+            return CheckResult(False, "bad_signature", signer, nonce, tx_hash)
+        return CheckResult(True, "", signer, nonce, tx_hash)
+
+    def account_nonce(self, sender: bytes) -> int:
+        """The next nonce this sender may use (one above its last executed one)."""
+        last = self.nonces.get(sender)
+        return 0 if last is None else last + 1
+
+    def execute_block(self, height: int, timestamp_ms: int, txs: list[bytes]) -> tuple[list[Any], bytes]:
+        if height != self.height + 1:
+            raise ValueError(f"kv: block height {height} after {self.height}")
+        results: list[Any] = []
+        for tx in txs:
+            check = self.check_tx(tx)
+            if not check.ok:
+                results.append([1, check.reason])
+                continue
+            if check.nonce < self.account_nonce(check.sender):
+                results.append([4, "bad_nonce"])
+                continue
+            _, kind, _, _, body, _ = _decode(tx, self.chain_id)
+            self.nonces[check.sender] = check.nonce
+            if kind == KIND_SET:
+                self.data[body[0]] = body[1]
+            self.executed += 1
+            results.append([0, ""])
+        summary = hashlib.sha256(msgpack.packb([txs, results], use_bin_type=True)).digest()
+        self._hash = hashlib.sha256(self._hash + height.to_bytes(8, "big") + summary).digest()
+        self.height = height
+        return results, self._hash
+
+    def state_hash(self) -> bytes:
+        return self._hash
+
+    def query(self, path: str, args: dict[str, Any]) -> Any:
+        if path == "get":
+            key = args.get("key")
+            key_bytes = key.encode() if isinstance(key, str) else key
+            value = self.data.get(key_bytes) if isinstance(key_bytes, bytes) else None
+            return {"key": key, "value": value, "height": self.height}
+        if path == "nonce":
+            signer = args.get("signer")
+            return {"nonce": self.account_nonce(signer) if isinstance(signer, bytes) else 0}
+        if path == "info":
+            return {"app": self.name, "height": self.height, "state_hash": self._hash.hex(),
+                    "keys": len(self.data), "executed": self.executed}
+        raise KeyError(f"unknown query path {path!r}")
+
+    def snapshot(self) -> bytes:
+        packed: bytes = msgpack.packb(
+            [self.height, self._hash, self.executed, sorted(self.data.items()), sorted(self.nonces.items())],
+            use_bin_type=True)
+        return packed
+
+    def restore(self, data: bytes) -> None:
+        height, state_hash, executed, items, nonces = msgpack.unpackb(data, raw=False)
+        self.height = int(height)
+        self._hash = bytes(state_hash)
+        self.executed = int(executed)
+        self.data = {bytes(k): bytes(v) for k, v in items}
+        self.nonces = {bytes(k): int(v) for k, v in nonces}

@@ -1,0 +1,67 @@
+"""The mempool: signature-checked admission, dedup, per-sender nonces, bounded ("busy" when full)."""
+
+from __future__ import annotations
+
+from hedgerow.node.app_kv import KvApp, make_tx
+from hedgerow.node.mempool import Mempool
+from hedgerow.protocols.crypto import SigningKey
+
+CHAIN = "test-chain"
+
+
+def _add(pool: Mempool, app: KvApp, tx: bytes) -> str:
+    check = app.check_tx(tx)
+    return pool.add(tx, check, app.account_nonce(check.sender))
+
+
+def test_admission_rules() -> None:
+    app = KvApp(CHAIN)
+    pool = Mempool(txs_max=3, nonce_window=4)
+    alice, bob = SigningKey.from_label("alice"), SigningKey.from_label("bob")
+    tx0 = make_tx(alice, CHAIN, 0)
+    assert _add(pool, app, tx0) == "ok"
+    assert _add(pool, app, tx0) == "duplicate"
+    assert _add(pool, app, make_tx(alice, CHAIN, 0, body=[b"k", b"other"])) == "duplicate"
+    assert _add(pool, app, make_tx(alice, CHAIN, 9)) == "bad_nonce", "beyond the nonce window"
+    forged = bytearray(make_tx(bob, CHAIN, 0))
+    forged[-1] ^= 1
+    assert _add(pool, app, bytes(forged)) == "invalid:bad_signature"
+    assert _add(pool, app, make_tx(bob, "other-chain", 0)) == "invalid:wrong_chain"
+    assert _add(pool, app, b"\x93garbage") == "invalid:malformed"
+    assert _add(pool, app, make_tx(alice, CHAIN, 1)) == "ok"
+    assert _add(pool, app, make_tx(bob, CHAIN, 0)) == "ok"
+    assert _add(pool, app, make_tx(bob, CHAIN, 1)) == "busy"
+    assert len(pool) == 3 and pool.rejected["busy"] == 1
+
+
+def test_reap_orders_by_nonce_and_commit_dedups() -> None:
+    app = KvApp(CHAIN)
+    pool = Mempool()
+    alice, bob = SigningKey.from_label("alice"), SigningKey.from_label("bob")
+    txs = [make_tx(alice, CHAIN, 2), make_tx(bob, CHAIN, 0),
+           make_tx(alice, CHAIN, 0), make_tx(alice, CHAIN, 1)]
+    for tx in txs:
+        assert _add(pool, app, tx) == "ok"
+    reaped = pool.reap(10, 1 << 20)
+    assert [(p.sender, p.nonce) for p in reaped] == [
+        (alice.public.raw, 0), (alice.public.raw, 1), (alice.public.raw, 2), (bob.public.raw, 0)]
+    assert len(pool.reap(2, 1 << 20)) == 2
+    results, _ = app.execute_block(1, 0, [p.tx for p in reaped[:2]])
+    assert results == [[0, ""], [0, ""]]
+    pool.remove([p.tx_hash for p in reaped[:2]])
+    assert len(pool) == 2
+    assert _add(pool, app, reaped[0].tx) == "duplicate", "committed txs are remembered"
+    assert _add(pool, app, make_tx(alice, CHAIN, 1, body=[b"x", b"y"])) == "bad_nonce", "stale nonce"
+
+
+def test_kv_app_snapshot_restore_continues_the_same_hash_chain() -> None:
+    key = SigningKey.from_label("k")
+    a, b = KvApp(CHAIN), KvApp(CHAIN)
+    a.execute_block(1, 10, [make_tx(key, CHAIN, 0)])
+    b.restore(a.snapshot())
+    assert b.state_hash() == a.state_hash()
+    block = [make_tx(key, CHAIN, 1, body=[b"x", b"1"]), make_tx(key, CHAIN, 1, body=[b"x", b"2"])]
+    ra, ha = a.execute_block(2, 20, block)
+    rb, hb = b.execute_block(2, 20, block)
+    assert ra == rb == [[0, ""], [4, "bad_nonce"]] and ha == hb
+    assert a.query("get", {"key": b"x"})["value"] == b"1"

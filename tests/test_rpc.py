@@ -1,0 +1,80 @@
+"""The node RPC in process: key-authenticated sessions, concurrent requests, bad frames counted."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import trio
+
+from hedgerow.node.rpc import RpcServer
+from hedgerow.node.rpc_client import AsyncRpcClient, RpcCallError
+from hedgerow.protocols.crypto import SigningKey
+
+
+async def _serve(nursery: trio.Nursery, server: RpcServer) -> int:
+    port: int = await nursery.start(server.serve, "127.0.0.1", 0)
+    return port
+
+
+def _server(release: trio.Event, allowed: frozenset[bytes] | None = None) -> RpcServer:
+    async def echo(params: dict[str, Any]) -> Any:
+        return params
+
+    async def slow(params: dict[str, Any]) -> Any:
+        await release.wait()
+        return "released"
+
+    async def fail(params: dict[str, Any]) -> Any:
+        raise ValueError("nope")
+
+    return RpcServer("chain", "node", {"echo": echo, "slow": slow, "fail": fail}, allowed)
+
+
+async def test_authenticated_pipelined_calls() -> None:
+    release = trio.Event()
+    server = _server(release)
+    with trio.fail_after(10):
+        async with trio.open_nursery() as nursery:
+            port = await _serve(nursery, server)
+            client = await AsyncRpcClient.connect("127.0.0.1", port, SigningKey.from_label("c"))
+            nursery.start_soon(client.run_reader)
+            results: list[Any] = []
+
+            async def slow_call() -> None:
+                results.append(await client.call("slow"))
+
+            nursery.start_soon(slow_call)
+            assert await client.call("echo", x=1, b=b"\x00") == {"x": 1, "b": b"\x00"}, \
+                "a call answers while another waits"
+            with pytest.raises(RpcCallError, match="nope"):
+                await client.call("fail")
+            with pytest.raises(RpcCallError, match="unknown method"):
+                await client.call("missing")
+            release.set()
+            while not results:
+                await trio.sleep(0.01)
+            assert results == ["released"]
+            await client.aclose()
+            nursery.cancel_scope.cancel()
+
+
+async def test_unknown_key_refused_and_garbage_counted() -> None:
+    allowed = frozenset({SigningKey.from_label("good").public.raw})
+    server = _server(trio.Event(), allowed)
+    with trio.fail_after(10):
+        async with trio.open_nursery() as nursery:
+            port = await _serve(nursery, server)
+            with pytest.raises(RpcCallError, match="not allowed"):
+                await AsyncRpcClient.connect("127.0.0.1", port, SigningKey.from_label("bad"))
+            stream = await trio.open_tcp_stream("127.0.0.1", port)
+            await stream.send_all(b"\xff\xff\xff\xff garbage")
+            while server.rejected.get("bad_frame", 0) + server.rejected.get("bad_auth", 0) == 0:
+                await trio.sleep(0.01)
+            await stream.aclose()
+            good = await AsyncRpcClient.connect("127.0.0.1", port, SigningKey.from_label("good"))
+            nursery.start_soon(good.run_reader)
+            assert await good.call("echo", ok=True) == {"ok": True}
+            assert server.rejected["key_not_allowed"] == 1
+            await good.aclose()
+            nursery.cancel_scope.cancel()
