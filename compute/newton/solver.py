@@ -1,0 +1,313 @@
+"""`solve`, `newton_step`, `residual`: the iteration, its stopping rule and its guards (spec 5.4, 5.5).
+
+Internally everything is batched `[B,T,D]` torch; f is always called on flattened rows `[N,D]`,
+`[N,m]` (the sequential loop calls it on one time step of the whole batch, `[B,D]`). Pure: no clock,
+no global RNG (the Hutchinson probes come from a `torch.Generator` seeded by `seed`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from hedgerow.compute.newton.config import (
+    DENSE_METHODS,
+    ELK_METHODS,
+    LAM_MAX,
+    LAM_MIN,
+    QUASI_METHODS,
+    NewtonConfig,
+    NewtonResult,
+    Status,
+)
+from hedgerow.compute.newton.jacobians import Evaluator, Fn, FusedFn, JacKind
+from hedgerow.compute.newton.steps import linear_step
+from hedgerow.compute.newton.validate import Problem, check_f_output, prepare
+
+ProgressFn = Callable[[int, float], None]
+
+
+def _jac_kind(method: str) -> JacKind:
+    if method in DENSE_METHODS:
+        return "dense"
+    if method in QUASI_METHODS:
+        return "diag"
+    return "none"
+
+
+def workspace_bytes(method: str, B: int, T: int, D: int, itemsize: int) -> int:
+    """Analytic size of the largest live solver buffers (documented in the README section).
+
+    vectors [B,T,D]: iterate, f values / offsets, scan pair levels (sum over levels ~ T), output;
+    dense: Ã, its strided odd/even copies and the pair products (~3 T D^2); ELK adds the Kalman
+    tuple (C, J), their pair levels, the filtered covariances and the smoother gains.
+    """
+    v = B * T * D * itemsize
+    m = v * D
+    table = {
+        "sequential": v,
+        "jacobi": 3 * v,
+        "picard": 4 * v,
+        "quasi_deer": 6 * v,
+        "deer": 3 * m + 4 * v,
+        "quasi_elk": 16 * v,
+        "elk": 9 * m + 8 * v,
+    }
+    return int(table[method])
+
+
+def residual(f: Fn, s0: Any, states: Any, inputs: Any) -> Any:
+    """r_t = s_t - f(s_{t-1}, u_t), s_0 = s0, in the backend and shape of `states`."""
+    problem = prepare(s0, inputs, states, need="none", method="residual")
+    S = problem.init
+    assert S is not None  # prepare returns the states it was given
+    F = _eval_f(problem.f_wrap(f), problem.s0, S, problem.U)
+    return problem.export(S - F)
+
+
+def _shifted(s0: Tensor, S: Tensor) -> Tensor:
+    B = S.shape[0]
+    return torch.cat([s0.expand(B, 1, -1), S[:, :-1]], dim=1)
+
+
+def _eval_f(f: Fn, s0: Tensor, S: Tensor, U: Tensor) -> Tensor:
+    B, T, D = S.shape
+    out = f(_shifted(s0, S).reshape(B * T, D), U.reshape(B * T, -1))
+    check_f_output(out, (B * T, D), S.dtype)
+    return out.reshape(B, T, D)
+
+
+@dataclass
+class _Eval:
+    """f (and Ã's source) at one iterate, batched."""
+
+    S_prev: Tensor
+    F: Tensor
+    A: Tensor | None
+
+
+def _evaluate(ev: Evaluator, s0: Tensor, S: Tensor, U: Tensor) -> _Eval:
+    B, T, D = S.shape
+    S_prev = _shifted(s0, S)
+    F, A = ev(S_prev.reshape(B * T, D), U.reshape(B * T, -1))
+    check_f_output(F, (B * T, D), S.dtype)
+    if A is not None:
+        A = A.reshape(B, T, D, D) if ev.kind == "dense" else A.reshape(B, T, D)
+    return _Eval(S_prev, F.reshape(B, T, D), A)
+
+
+def newton_step(f: Fn, s0: Any, inputs: Any, states: Any, *, config: NewtonConfig | None = None,
+                jac: Fn | None = None, jac_diag: Fn | None = None, f_and_jac: FusedFn | None = None,
+                f_and_jac_diag: FusedFn | None = None, seed: int = 0) -> Any:
+    """One linear solve of `config.method` from `states`, with no guards."""
+    config = config or NewtonConfig()
+    method: str = "deer" if config.method == "sequential" else config.method
+    problem = prepare(s0, inputs, states, need=_jac_kind(method), method=method, jac=jac,
+                      jac_diag=jac_diag, f_and_jac=f_and_jac, f_and_jac_diag=f_and_jac_diag, config=config)
+    S = problem.init
+    assert S is not None
+    ev = problem.evaluator(f, _jac_kind(method), config, seed)
+    cur = _evaluate(ev, problem.s0, S, problem.U)
+    lam = torch.full((S.shape[0],), float(config.lam), dtype=torch.float64)
+    method = _effective(method, config)
+    return problem.export(linear_step(method, S, cur.S_prev, cur.F, cur.A, lam, config))
+
+
+def _effective(method: str, config: NewtonConfig) -> str:
+    """ELK with λ = 0 (fixed) is exactly DEER / quasi-DEER (spec 3)."""
+    if method in ELK_METHODS and config.lam == 0.0 and config.lam_schedule == "fixed":
+        return "deer" if method == "elk" else "quasi_deer"
+    return method
+
+
+def _row_max(S: Tensor, F: Tensor) -> Tensor:
+    """max_d |r_t,d| per row [B,T], with NaN counted as inf."""
+    rows = (S - F).abs().amax(dim=-1)
+    return torch.nan_to_num(rows, nan=float("inf"))
+
+
+def _prefix(row_max: Tensor, tol: float) -> Tensor:
+    ok = (row_max <= tol).to(torch.int64)
+    return torch.cumprod(ok, dim=1).sum(dim=1)
+
+
+def solve(f: Fn, s0: Any, inputs: Any, *, config: NewtonConfig | None = None, init: Any = None,
+          jac: Fn | None = None, jac_diag: Fn | None = None, seed: int = 0,
+          f_and_jac: FusedFn | None = None, f_and_jac_diag: FusedFn | None = None,
+          on_iteration: ProgressFn | None = None) -> NewtonResult:
+    """Solve s_t = f(s_{t-1}, u_t) for the whole trajectory (spec 3). Never raises on NaN/inf in f."""
+    config = config or NewtonConfig()
+    method = config.method
+    problem = prepare(s0, inputs, init, need=_jac_kind(method), method=method, jac=jac,
+                      jac_diag=jac_diag, f_and_jac=f_and_jac, f_and_jac_diag=f_and_jac_diag, config=config)
+    fw = problem.f_wrap(f)
+    if problem.T == 0:
+        return _empty_result(problem, method)
+    if method == "sequential":
+        return _sequential(fw, problem)
+    ev = problem.evaluator(f, _jac_kind(method), config, seed)
+    return _iterate(ev, problem, config, _effective(method, config), on_iteration)
+
+
+def _empty_result(problem: Problem, method: str) -> NewtonResult:
+    B, D = problem.B, problem.D
+    states = torch.empty((B, 0, D), dtype=problem.dtype, device=problem.s0.device)
+    zeros = np.zeros(B, dtype=np.int64)
+    return _result(problem, states, ["converged"] * B, zeros, np.zeros(B), zeros, 0, [0.0], method, [])
+
+
+def _sequential(f: Fn, problem: Problem) -> NewtonResult:
+    B, T, D = problem.B, problem.T, problem.D
+    states = torch.empty((B, T, D), dtype=problem.dtype, device=problem.s0.device)
+    s = problem.s0.reshape(1, D).expand(B, D)
+    for t in range(T):
+        s = f(s, problem.U[:, t])
+        if t == 0:
+            check_f_output(s, (B, D), problem.dtype)
+        states[:, t] = s
+    rows = _row_max(states, _eval_f(f, problem.s0, states, problem.U))
+    max_r = rows.amax(dim=1).cpu().numpy()
+    tol = problem.tol
+    statuses: list[Status] = ["converged" if m <= tol else ("non_finite" if not np.isfinite(m) else
+                              "max_iter") for m in max_r]
+    prefix = _prefix(rows, tol).cpu().numpy()
+    return _result(problem, states, statuses, np.zeros(B, dtype=np.int64), max_r, prefix, 0,
+                   [float(max_r.max())], "sequential", [])
+
+
+def _iterate(ev: Evaluator, problem: Problem, config: NewtonConfig, method: str,
+             on_iteration: ProgressFn | None) -> NewtonResult:
+    B, T = problem.B, problem.T
+    tol, max_iter = problem.tol, config.resolved_max_iter(T)
+    s0, U = problem.s0, problem.U
+    S = problem.initial_guess()
+    clip = float(config.state_clip)
+    adaptive = method in ELK_METHODS and config.lam_schedule == "adaptive"
+    lam = torch.full((B,), float(config.lam), dtype=torch.float64)
+    iterations = torch.zeros(B, dtype=torch.int64)
+    active = torch.ones(B, dtype=torch.bool)
+    broken = torch.zeros(B, dtype=torch.bool)
+    stepped = torch.zeros(B, dtype=torch.bool)
+    resets = 0
+    history: list[float] = []
+    trace: list[Tensor] = [S.clone()] if config.record_trace else []
+    prev: tuple[Tensor, _Eval, Tensor, Tensor] | None = None  # S, its eval, prefix, merit
+    cur = _evaluate(ev, s0, S, U)
+    while True:
+        rows = _row_max(S, cur.F)
+        if prev is not None and bool(stepped.any()):
+            S, cur, rows, lam = _accept_or_revert(ev, problem, S, cur, rows, prev, stepped, lam, adaptive)
+            if config.prefix_guard:
+                S, cur, rows = _prefix_guard(ev, problem, S, cur, rows, prev, stepped, tol)
+        prefix = _prefix(rows, tol).cpu()
+        max_r = rows.amax(dim=1).cpu()
+        history.append(float(max_r.max()))
+        active &= ~(max_r <= tol)
+        broken |= active & _unrecoverable(cur.F, prefix)
+        active &= ~broken
+        active &= iterations < max_iter
+        if on_iteration is not None:
+            on_iteration(int(iterations.max()), history[-1])
+        if not bool(active.any()):
+            break
+        merit = 0.5 * torch.nan_to_num((S - cur.F).square().sum(dim=(1, 2)), nan=float("inf")).cpu()
+        prev = (S, cur, prefix, merit)
+        new = linear_step(method, S, cur.S_prev, cur.F, cur.A, lam, config)
+        bad_rows = ~torch.isfinite(new).all(dim=-1) | (new.abs() > clip).any(dim=-1)
+        mask = active.to(S.device)
+        bad_rows &= mask[:, None]
+        resets += int(bad_rows.sum())
+        new = torch.where(bad_rows[..., None], S, new)
+        S = torch.where(mask[:, None, None], new, S)
+        del new
+        iterations += active.to(torch.int64)
+        stepped = active.clone()
+        if config.record_trace:
+            trace.append(S.clone())
+        cur = _evaluate(ev, s0, S, U)
+    statuses = _statuses(max_r, tol, broken)
+    return _result(problem, S, statuses, iterations.numpy(), max_r.numpy(), prefix.numpy(), resets,
+                   history, method, trace, rows_done=True)
+
+
+def _unrecoverable(F: Tensor, prefix: Tensor) -> Tensor:
+    """f at the last exact row is non-finite: the true trajectory itself is broken (guard 3)."""
+    B, T, _ = F.shape
+    idx = prefix.clamp(max=T - 1).to(F.device)
+    nxt = F[torch.arange(B, device=F.device), idx]
+    return (~torch.isfinite(nxt).all(dim=-1)).cpu() & (prefix < T)
+
+
+def _accept_or_revert(ev: Evaluator, problem: Problem, S: Tensor, cur: _Eval, rows: Tensor,
+                      prev: tuple[Tensor, _Eval, Tensor, Tensor], stepped: Tensor, lam: Tensor,
+                      adaptive: bool) -> tuple[Tensor, _Eval, Tensor, Tensor]:
+    """Adaptive λ (spec 5.6): keep S^(i) when the merit increased, and move λ."""
+    if not adaptive:
+        return S, cur, rows, lam
+    S_prev_it, _, _, merit_prev = prev
+    merit = 0.5 * torch.nan_to_num((S - cur.F).square().sum(dim=(1, 2)), nan=float("inf")).cpu()
+    worse = stepped & (merit > merit_prev)
+    better = stepped & ~worse
+    lam = torch.where(worse, (lam * 10).clamp(max=LAM_MAX), lam)
+    lam = torch.where(better, (lam / 10).clamp(min=LAM_MIN), lam)
+    if bool(worse.any()):
+        S = torch.where(worse.to(S.device)[:, None, None], S_prev_it, S)
+        cur = _evaluate(ev, problem.s0, S, problem.U)
+        rows = _row_max(S, cur.F)
+    return S, cur, rows, lam
+
+
+def _prefix_guard(ev: Evaluator, problem: Problem, S: Tensor, cur: _Eval, rows: Tensor,
+                  prev: tuple[Tensor, _Eval, Tensor, Tensor], stepped: Tensor,
+                  tol: float) -> tuple[Tensor, _Eval, Tensor]:
+    """Lazy prefix guard (spec 5.5 rule 2): ensure one more exact row than the previous iterate."""
+    S_prev_it, prev_eval, prev_prefix, _ = prev
+    T = S.shape[1]
+    prefix = _prefix(rows, tol).cpu()
+    need = stepped & (prefix < prev_prefix + 1) & (prev_prefix < T)
+    if not bool(need.any()):
+        return S, cur, rows
+    S = S.clone()
+    for b in torch.nonzero(need).flatten().tolist():
+        k = int(prev_prefix[b])
+        S[b, :k] = S_prev_it[b, :k]
+        S[b, k] = prev_eval.F[b, k]
+    cur = _evaluate(ev, problem.s0, S, problem.U)
+    return S, cur, _row_max(S, cur.F)
+
+
+def _statuses(max_r: Tensor, tol: float, broken: Tensor) -> list[Status]:
+    out: list[Status] = []
+    for m, bad in zip(max_r.tolist(), broken.tolist(), strict=True):
+        if m <= tol:
+            out.append("converged")
+        elif bad or not np.isfinite(m):
+            out.append("non_finite")
+        else:
+            out.append("max_iter")
+    return out
+
+
+def _result(problem: Problem, states: Tensor, statuses: list[Status], iterations: np.ndarray,
+            max_r: np.ndarray, prefix: np.ndarray, resets: int, history: list[float], method: str,
+            trace: list[Tensor], rows_done: bool = False) -> NewtonResult:
+    worst: Status = "converged"
+    if "max_iter" in statuses:
+        worst = "max_iter"
+    if "non_finite" in statuses:
+        worst = "non_finite"
+    ws = workspace_bytes(method, problem.B, problem.T, problem.D, problem.itemsize)
+    if problem.batched:
+        return NewtonResult(states=problem.export(states), status=worst, iterations=iterations,
+                            max_residual=max_r, converged_prefix=prefix, resets=resets,
+                            residual_history=history, workspace_bytes=ws,
+                            trace=[problem.export(t) for t in trace], statuses=tuple(statuses))
+    return NewtonResult(states=problem.export(states), status=worst, iterations=int(iterations[0]),
+                        max_residual=float(max_r[0]), converged_prefix=int(prefix[0]), resets=resets,
+                        residual_history=history, workspace_bytes=ws,
+                        trace=[problem.export(t) for t in trace], statuses=tuple(statuses))
