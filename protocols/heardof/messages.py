@@ -141,7 +141,7 @@ def _default(value: Any) -> Any:
 def _packb(value: Any) -> bytes:
     if isinstance(value, dict):
         value = {k: value[k] for k in sorted(value, key=_sort_key)}
-    packed: bytes = msgpack.packb(value, use_bin_type=True, default=_default, strict_types=True)
+    packed: bytes = msgpack.packb(value, use_bin_type=True, default=_default)
     return packed
 
 
