@@ -62,7 +62,8 @@ def mds_coefficients(n: int, s: int) -> Array:
     poly = np.poly(roots) if s else np.ones(1, dtype=np.complex128)
     if np.max(np.abs(poly.imag)) >= 1e-9:
         raise ConfigError(f"scheme: cyclic_mds coefficients not real for n={n}, s={s}")
-    coeffs: Array = np.ascontiguousarray(poly.real[::-1], dtype=np.float64)
+    real = np.asarray(poly.real, dtype=np.float64)
+    coeffs: Array = np.ascontiguousarray(0.5 * (real + real[::-1]))  # exactly palindromic
     return coeffs
 
 
@@ -203,7 +204,8 @@ def _decode_uncached(b: Array, live: list[int]) -> Array:
         return a
     a, residual = _lstsq_weights(b, live)
     if not residual <= DECODE_RESIDUAL_MAX:
-        uncovered = [int(j) for j in np.flatnonzero(~np.any(b[live] != 0.0, axis=0))] if live else []
+        covered = np.any(b[live] != 0.0, axis=0) if live else np.zeros(b.shape[1], dtype=bool)
+        uncovered = [int(j) for j in np.flatnonzero(~covered)]
         detail = f"no live holder of partitions {uncovered}" if uncovered else "ill-conditioned"
         raise DecodeError(live, residual, detail)
     return a

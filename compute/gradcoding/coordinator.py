@@ -287,7 +287,8 @@ class GcCoordinator:
         used = [i for i in responders if weights is not None and weights[i] != 0.0]
         if used and weights is not None:
             g_hat = aggregate({i: self.replies[i] for i in used}, weights)
-            w_new = self.w - self.cfg.eta * g_hat
+            with np.errstate(over="ignore", invalid="ignore"):
+                w_new = self.w - self.cfg.eta * g_hat
             if not bool(np.all(np.isfinite(w_new))):
                 return self._abort(f"diverged at round {t}")
             self.w = w_new
