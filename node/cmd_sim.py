@@ -13,7 +13,9 @@ from typing import Any
 from hedgerow.node.errors import UsageError
 from hedgerow.node.output import console, parse_range, print_json, table
 
-SIM_PROTOCOLS: dict[str, str] = {}
+SIM_PROTOCOLS: dict[str, str] = {
+    "grassroots": "hedgerow.testnet.sim.grassroots_campaign",
+}
 
 
 def register(verbs: Any) -> None:
