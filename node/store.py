@@ -143,6 +143,13 @@ class Store:
             row = self._db.execute("SELECT data FROM blocks WHERE block_id = ?", (block_id,)).fetchone()
         return bytes(row[0]) if row else None
 
+    def blocks_from_height(self, height: int, limit: int = 100_000) -> list[bytes]:
+        """Encoded blocks at `height` and above, in height order (a restarted core's block tree)."""
+        with self._lock:
+            rows = self._db.execute("SELECT data FROM blocks WHERE height >= ? ORDER BY height LIMIT ?",
+                                    (height, limit)).fetchall()
+        return [bytes(row[0]) for row in rows]
+
     # -- finalized chain and ledger ---------------------------------------------------------------------
 
     def put_finalized(self, row: FinalizedRow, snapshot: tuple[bytes, bytes] | None = None) -> None:

@@ -105,24 +105,64 @@ class NodeStatus:
         return asdict(self)
 
 
-def _write_home(home: Path, spec: NodeSpec, key: SigningKey, genesis_bytes: bytes,
-                ports: tuple[int, int, int], peers: list[str], manifest: Manifest) -> None:
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    return json.dumps(str(value))
+
+
+def _fault_lines(spec: NodeSpec, manifest: Manifest, keys: dict[str, SigningKey]) -> list[str]:
+    """net/faults.py's `[faults]` table for the links that touch this node (names -> node ids)."""
+    def ident(name: str) -> str:
+        return "*" if name == "*" else keys[name].node_id.hex()
+
+    faults = [f for f in manifest.faults if spec.name in (f.source, f.target) or "*" in (f.source, f.target)]
+    if not faults:
+        return []
+    lines = ["[faults]", f"seed = {manifest.seed}", ""]
+    for fault in faults:
+        settings = dict(fault.settings)
+        if settings.pop("partition", False):
+            lines += ["[[faults.partition]]", f"a = [{_toml_value(ident(fault.source))}]",
+                      f"b = [{_toml_value(ident(fault.target))}]", "symmetric = false", ""]
+        if not settings:
+            continue
+        lines += ["[[faults.link]]", f"src = {_toml_value(ident(fault.source))}",
+                  f"dst = {_toml_value(ident(fault.target))}"]
+        for key, value in settings.items():
+            if key.endswith("_ms"):
+                key, value = key[:-3] + "_s", float(value) / 1000.0
+            lines.append(f"{key} = {_toml_value(value)}")
+        lines.append("")
+    return lines
+
+
+def _write_home(home: Path, spec: NodeSpec, keys: dict[str, SigningKey], genesis_bytes: bytes,
+                ports: tuple[int, int, int], peers: list[str], sync_peers: list[str],
+                manifest: Manifest) -> None:
     config = home / "config"
     (home / "data" / "logs").mkdir(parents=True, exist_ok=True)
     config.mkdir(parents=True, exist_ok=True)
     key_path = config / "key.ed25519"
-    key_path.write_text(key.seed.hex() + "\n")
+    key_path.write_text(keys[spec.name].seed.hex() + "\n")
     key_path.chmod(0o600)
     (config / "genesis.json").write_bytes(genesis_bytes)
     p2p, rpc, metrics = ports
     lines = [
         "version = 1",
-        f'name = "{spec.name}"',
-        f'role = "{spec.role}"',
+        f"name = {_toml_value(spec.name)}",
+        f"role = {_toml_value(spec.role)}",
         "",
         "[p2p]",
         f'listen = "127.0.0.1:{p2p}"',
-        "peers = [" + ", ".join(f'"{p}"' for p in peers) + "]",
+        f"peers = {_toml_value(peers)}",
+        "",
+        "[sync]",
+        f"peers = {_toml_value(sync_peers)}",
         "",
         "[rpc]",
         f'listen = "127.0.0.1:{rpc}"',
@@ -132,17 +172,10 @@ def _write_home(home: Path, spec: NodeSpec, key: SigningKey, genesis_bytes: byte
         "",
     ]
     if spec.byzantine:
-        lines += ["[byzantine]", "flags = [" + ", ".join(f'"{b}"' for b in spec.byzantine) + "]", ""]
+        lines += ["[byzantine]", f"flags = {_toml_value(list(spec.byzantine))}", ""]
     if manifest.mempool:
-        lines += ["[mempool]"] + [f"{k} = {json.dumps(v)}" for k, v in manifest.mempool.items()] + [""]
-    faults = [f for f in manifest.faults if f.source in (spec.name, "*")]
-    if faults:
-        lines.append("[faults]")
-        lines.append(f"seed = {manifest.seed}")
-        for fault in faults:
-            lines.append(f'"{fault.target}" = {json.dumps(fault.settings)}'.replace('": ', '" = ')
-                         .replace("{", "{ ").replace("}", " }").replace(', "', ', "'))
-        lines.append("")
+        lines += ["[mempool]"] + [f"{k} = {_toml_value(v)}" for k, v in manifest.mempool.items()] + [""]
+    lines += _fault_lines(spec, manifest, keys)
     (config / "node.toml").write_text("\n".join(lines))
 
 
@@ -186,10 +219,11 @@ class Testnet:
                                             metrics, keys[spec.name].public.raw.hex())
         for spec in manifest.nodes:
             rec = records[spec.name]
-            peers = [f"127.0.0.1:{other.p2p_port}" for other in records.values()
-                     if other.name != spec.name and other.role == "validator"]
-            _write_home(Path(rec.home), spec, keys[spec.name], genesis,
-                        (rec.p2p_port, rec.rpc_port, rec.metrics_port), peers, manifest)
+            others = [o for o in records.values() if o.name != spec.name and o.role == "validator"]
+            peers = [f"{keys[o.name].node_id.hex()}@127.0.0.1:{o.p2p_port}" for o in others]
+            sync_peers = [f"127.0.0.1:{o.rpc_port}" for o in others]
+            _write_home(Path(rec.home), spec, keys, genesis, (rec.p2p_port, rec.rpc_port, rec.metrics_port),
+                        peers, sync_peers, manifest)
         testnet = cls(directory, records, manifest.chain_id)
         testnet.save()
         return testnet

@@ -1,0 +1,383 @@
+"""The validator's consensus side: the MonadBFT core wired to the transport, the store and timers.
+
+Actors started here (children of the node's nursery):
+- `transport`: net.Transport (authenticated, encrypted peers; fault layer from `[faults]`);
+- `inbound`: peer messages -> the consensus inbox (frame types other than MonadBFT's are counted
+  `unexpected_type` and dropped; messages from non-validators are counted `not_validator`);
+- `timers`: fires the core's timers into the consensus inbox;
+- `consensus`: one event at a time through the core, then its actions in order:
+  `Persist(Checkpoint)` is written in one fsynced SQLite transaction (with the blocks it carries and
+  a log of the statements signed after it) before any later Send/Broadcast of the same list leaves;
+  `Persist(Block)` is a plain write; `Deliver(Finalized)` goes to the ledger; `Deliver(Voted)` wakes
+  speculative waiters.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import Counter, deque
+from collections.abc import Hashable
+from typing import TYPE_CHECKING, Any
+
+import msgpack
+import trio
+
+from hedgerow.net.config import TransportConfig
+from hedgerow.net.faults import FaultLayer
+from hedgerow.net.transport import Transport
+from hedgerow.node.config import split_address
+from hedgerow.node.errors import ConfigError
+from hedgerow.node.runtime import Mailbox
+from hedgerow.node.store import SignedRow
+from hedgerow.protocols.actions import Broadcast, Deliver, Evidence, Persist, Send, SetTimer
+from hedgerow.protocols.crypto import VerifyKey
+from hedgerow.protocols.monadbft import messages as m
+from hedgerow.protocols.monadbft.params import Params, ValidatorSet
+from hedgerow.protocols.monadbft.records import Checkpoint, Finalized, SpecRevert, Voted
+from hedgerow.protocols.wire import DecodeError, decode, encode
+
+if TYPE_CHECKING:
+    from hedgerow.node.node import CommittedBlock, Node
+
+log = logging.getLogger("hedgerow.consensus")
+
+FRAME_TYPES = (m.Proposal, m.VoteMsg, m.TimeoutMsg, m.AdvanceRound, m.RoundRecovery, m.NoEndorseMsg,
+               m.BlockRequest, m.BlockResponse, m.TxMsg, m.EvidenceMsg, m.EvidenceQuery)
+SIGNED_KINDS = {m.VoteMsg: "vote", m.TimeoutMsg: "timeout", m.Proposal: "proposal",
+                m.NoEndorseMsg: "ne", m.RoundRecovery: "recovery"}
+VOTES_SEEN_MAX = 20_000
+TX_BATCH_MAX = 512
+
+
+def validator_set(node: Node) -> ValidatorSet:
+    return ValidatorSet(tuple(VerifyKey(v.public_key) for v in node.genesis.validators),
+                        tuple(v.stake for v in node.genesis.validators))
+
+
+def params_of(node: Node) -> Params:
+    merged: dict[str, Any] = {}
+    genesis_params = node.genesis.raw.get("consensus") or {}
+    if isinstance(genesis_params, dict):
+        merged.update(genesis_params)
+    merged.update(node.config.consensus)
+    try:
+        return Params(**merged)
+    except TypeError as error:
+        raise ConfigError(f"consensus parameters: {error}") from None
+
+
+def encode_proof(proof: tuple[Any, ...]) -> bytes:
+    packed: bytes = msgpack.packb([encode(cert) for cert in proof], use_bin_type=True)
+    return packed
+
+
+def decode_proof(data: bytes) -> tuple[Any, ...]:
+    items = msgpack.unpackb(data, raw=False, max_ext_len=0)
+    return tuple(decode(item) for item in items)
+
+
+def committed_of(block: m.Block, proof: bytes) -> CommittedBlock:
+    from hedgerow.node.node import CommittedBlock
+
+    header = block.tip.header
+    return CommittedBlock(header.height, block.block_id, header.timestamp_ms, tuple(block.txs), proof)
+
+
+def peer_addresses(node: Node) -> dict[bytes, tuple[str, int]]:
+    """`p2p.peers` entries are `NODEIDHEX@HOST:PORT` (validators' ids come from genesis)."""
+    out: dict[bytes, tuple[str, int]] = {}
+    for entry in node.config.peers:
+        ident, sep, address = entry.partition("@")
+        if not sep:
+            raise ConfigError(f"p2p.peers entry {entry!r}: want NODEIDHEX@HOST:PORT")
+        try:
+            node_id = bytes.fromhex(ident)
+        except ValueError:
+            raise ConfigError(f"p2p.peers entry {entry!r}: bad node id") from None
+        out[node_id] = split_address(address, "p2p.peers")
+    return out
+
+
+class ConsensusDriver:
+    """Owns the core of a validator (or of an observer following validators over the transport)."""
+
+    def __init__(self, node: Node) -> None:
+        self.node = node
+        self.validators = validator_set(node)
+        self.params = params_of(node)
+        self.node_ids = [v.node_id for v in node.genesis.validators]
+        self.index_of = {node_id: i for i, node_id in enumerate(self.node_ids)}
+        faults = FaultLayer.from_config(node.config.faults) if node.config.faults else None
+        self.transport = Transport(node.key, chain_id=node.chain_id, validators=self.node_ids,
+                                   config=TransportConfig(seed=None), faults=faults)
+        self.inbox: Mailbox[tuple[str, Any, Any]] = Mailbox("consensus", 8192)
+        self.timers: dict[Hashable, int] = {}
+        self._timers_changed = trio.Event()
+        self.core: Any = None
+        self.round = 0
+        self.dropped: Counter[str] = Counter()
+        self.timeouts_fired = 0
+        self.evidence: list[Any] = []
+        self.votes_seen: deque[tuple[int, int, bytes]] = deque(maxlen=VOTES_SEEN_MAX)
+        self.persist_s: deque[float] = deque(maxlen=1000)
+
+    # -- construction of the core ---------------------------------------------------------------
+
+    async def build_core(self) -> None:
+        from hedgerow.protocols.monadbft.core import MonadCore
+
+        node = self.node
+        store = node.store
+        assert store is not None
+        raw = await node.db(store.read_safety)
+        checkpoint = None
+        blocks: list[m.Block] = []
+        if raw is not None:
+            try:
+                checkpoint = decode(raw, expected=Checkpoint)
+            except DecodeError as error:
+                raise ConfigError(f"store: unreadable checkpoint ({error})") from None
+            checkpoint.check()
+            for data in await node.db(store.blocks_from_height, await self._root_height(checkpoint)):
+                blocks.append(decode(data, expected=m.Block))
+        self.restored_root = checkpoint.root if checkpoint is not None else None
+        self.core = MonadCore(self.node.index, self.validators, node.chain_id, node.key, self.params,
+                              checkpoint=checkpoint, blocks=blocks)
+
+    async def _root_height(self, checkpoint: Checkpoint) -> int:
+        if checkpoint.root == m.GENESIS_ID:
+            return 0
+        data = await self.node.db(self.node.store.get_block, checkpoint.root)  # type: ignore[union-attr]
+        if data is None:
+            raise ConfigError("store: the checkpoint's root block is missing")
+        block = decode(data, expected=m.Block)
+        return int(block.tip.header.height)
+
+    async def unexecuted_finalized(self, height: int) -> list[CommittedBlock]:
+        """Blocks the core finalized (its persisted root) that the ledger had not executed when the
+        process stopped: walk back from the root to the ledger's height (spec §8 decision d)."""
+        root = getattr(self, "restored_root", None)
+        store = self.node.store
+        assert store is not None
+        chain: list[m.Block] = []
+        block_id = root
+        while block_id is not None and block_id != m.GENESIS_ID:
+            data = await self.node.db(store.get_block, block_id)
+            if data is None:
+                raise ConfigError(f"store: finalized block {block_id.hex()[:16]} missing")
+            block = decode(data, expected=m.Block)
+            if block.tip.header.height <= height:
+                break
+            chain.append(block)
+            block_id = block.tip.header.parent_qc.block_id
+        chain.reverse()
+        out = []
+        for i, block in enumerate(chain):
+            proof = (chain[i + 1].tip.header.parent_qc,) if i + 1 < len(chain) else ()
+            out.append(committed_of(block, encode_proof(proof)))
+        return out
+
+    def committed_from_bytes(self, data: bytes, proof: bytes) -> CommittedBlock:
+        return committed_of(decode(data, expected=m.Block), proof)
+
+    # -- actors -----------------------------------------------------------------------------------
+
+    async def run(self, nursery: trio.Nursery) -> None:
+        """Start transport, listener and dialers; then the inbound, timer and consensus actors."""
+        node = self.node
+        await nursery.start(self.transport.run)
+        host, port = await self.transport.listen(node.config.p2p_host, node.config.p2p_port)
+        node.ports["p2p"] = port
+        self.transport.dial_peers(peer_addresses(node))
+        nursery.start_soon(self.inbound_actor)
+        nursery.start_soon(self.timer_actor)
+        nursery.start_soon(self.consensus_actor)
+
+    async def inbound_actor(self) -> None:
+        async for inbound in self.transport.inbox:
+            index = self.index_of.get(inbound.peer)
+            msg = inbound.message
+            if type(msg) not in FRAME_TYPES:
+                self.dropped["unexpected_type"] += 1
+                continue
+            if index is None:
+                self.dropped["not_validator"] += 1
+                continue
+            if isinstance(msg, m.VoteMsg):
+                self.votes_seen.append((msg.signer, msg.vote.round, msg.vote.block_id))
+            await self.inbox.send(("msg", index, msg))
+
+    async def timer_actor(self) -> None:
+        while True:
+            changed = self._timers_changed
+            if not self.timers:
+                await changed.wait()
+                continue
+            timer, at = min(self.timers.items(), key=lambda item: item[1])
+            delay_s = (at - now_ms()) / 1000.0
+            if delay_s > 0:
+                with trio.move_on_after(delay_s):
+                    await changed.wait()
+                    continue
+            if self.timers.get(timer) == at:
+                del self.timers[timer]
+                await self.inbox.send(("timer", timer, at))
+
+    async def submit_txs(self, txs: list[bytes]) -> None:
+        for start in range(0, len(txs), TX_BATCH_MAX):
+            await self.inbox.send(("txs", tuple(txs[start:start + TX_BATCH_MAX]), None))
+
+    async def consensus_actor(self) -> None:
+        core = self.core
+        await self.execute(core.start(now_ms()))
+        while True:
+            kind, a, b = await self.inbox.receive()
+            now = now_ms()
+            if kind == "msg":
+                actions = core.on_message(a, b, now)
+            elif kind == "timer":
+                if isinstance(a, tuple) and a and a[0] == "round":
+                    self.timeouts_fired += 1
+                actions = core.on_timer(a, now)
+            else:
+                actions = core.on_message(self.node.index, m.TxMsg(a), now)
+            await self.execute(actions)
+            self.round = int(getattr(core, "current_round", self.round))
+
+    # -- executing actions ------------------------------------------------------------------------
+
+    async def execute(self, actions: list[Any]) -> None:
+        node = self.node
+        store = node.store
+        assert store is not None
+        for position, action in enumerate(actions):
+            if isinstance(action, Persist):
+                record = action.record
+                if isinstance(record, Checkpoint):
+                    record.check()
+                    signed = _signed_after(actions, position + 1)
+                    blocks = [(b.block_id, b.tip.header.height, b.tip.header.block_round, encode(b))
+                              for b in record.blocks]
+                    started = time.perf_counter()
+                    await node.db(store.write_safety, encode(record), signed, blocks)
+                    self.persist_s.append(time.perf_counter() - started)
+                elif isinstance(record, m.Block):
+                    header = record.tip.header
+                    await node.db(store.put_blocks,
+                                  [(record.block_id, header.height, header.block_round, encode(record))])
+            elif isinstance(action, Send):
+                self._send(action.to, action.message)
+            elif isinstance(action, Broadcast):
+                self.transport.broadcast(action.message)
+            elif isinstance(action, SetTimer):
+                self.timers[action.timer] = int(action.at)
+                self._timers_changed.set()
+                self._timers_changed = trio.Event()
+            elif isinstance(action, Deliver):
+                await self._deliver(action.value)
+            elif isinstance(action, Evidence):
+                self.evidence.append(action.proof)
+                log.warning("event=evidence node=%s proof=%r", node.config.name, action.proof)
+
+    def _send(self, to: int, message: Any) -> None:
+        if to == self.node.index:
+            return
+        if not 0 <= to < len(self.node_ids):
+            self.dropped["bad_target"] += 1
+            return
+        self.transport.send_nowait(self.node_ids[to], message)
+
+    async def _deliver(self, value: Any) -> None:
+        if isinstance(value, Finalized):
+            block = value.block
+            header = block.tip.header
+            store = self.node.store
+            assert store is not None
+            await self.node.db(store.put_blocks,
+                               [(block.block_id, header.height, header.block_round, encode(block))])
+            await self.node.ledger_inbox.send(committed_of(block, encode_proof(value.proof)))
+        elif isinstance(value, Voted):
+            self.node.note_speculative(value.block.txs)
+        elif isinstance(value, SpecRevert):
+            log.warning("event=spec_revert node=%s block=%s", self.node.config.name,
+                        value.block.block_id.hex())
+
+    def on_executed(self, block: CommittedBlock, hashes: list[bytes]) -> None:
+        """The ledger executed a block (the core drops its txs from its own pool itself)."""
+
+    # -- status -----------------------------------------------------------------------------------
+
+    def status(self) -> dict[str, Any]:
+        core = self.core
+        rnd = int(getattr(core, "current_round", self.round)) if core is not None else 0
+        leader = None
+        if core is not None and hasattr(core, "leader"):
+            try:
+                leader = int(core.leader(rnd))
+            except Exception:  # noqa: BLE001 - status must never fail
+                leader = None
+        peers = self.transport.peers()
+        dropped = dict(self.dropped)
+        for reason, count in self.transport.stats.dropped.items():
+            dropped[f"transport_{reason}"] = count
+        for reason, count in self.transport.stats.closed.items():
+            dropped[f"closed_{reason}"] = count
+        return {"round": rnd, "leader": leader, "peers": len(peers), "timeouts": self.timeouts_fired,
+                "dropped": dropped, "evidence": len(self.evidence),
+                "persist_ms_p50": _pct(self.persist_s, 0.5), "persist_ms_p99": _pct(self.persist_s, 0.99)}
+
+    def peers(self) -> list[dict[str, Any]]:
+        return [{"node_id": info.node_id.hex(), "validator": info.validator, "outbound": info.outbound,
+                 "address": info.address, "index": self.index_of.get(info.node_id), "queued": info.queued}
+                for info in self.transport.peers().values()]
+
+    def rpc_handlers(self) -> dict[str, Any]:
+        async def votes_seen(params: dict[str, Any]) -> Any:
+            return [list(v) for v in self.votes_seen]
+
+        async def evidence(params: dict[str, Any]) -> Any:
+            return [repr(e) for e in self.evidence]
+
+        return {"votes_seen": votes_seen, "evidence": evidence}
+
+
+def _signed_after(actions: list[Any], start: int) -> list[SignedRow]:
+    """Statements this node signs in the sends that follow a checkpoint (up to the next Persist)."""
+    rows: list[SignedRow] = []
+    for action in actions[start:]:
+        if isinstance(action, Persist):
+            break
+        if isinstance(action, Send | Broadcast):
+            msg = action.message
+            kind = SIGNED_KINDS.get(type(msg))
+            if kind is None:
+                continue
+            rows.append(SignedRow(kind, *_round_and_digest(msg)))
+            if isinstance(msg, m.TimeoutMsg) and msg.tip_vote_sig is not None \
+                    and isinstance(msg.high_extend, m.Tip):
+                rows.append(SignedRow("vote", msg.info.round, msg.high_extend.block_id))
+    return rows
+
+
+def _round_and_digest(msg: Any) -> tuple[int, bytes]:
+    if isinstance(msg, m.VoteMsg):
+        return msg.vote.round, msg.vote.block_id
+    if isinstance(msg, m.TimeoutMsg):
+        return msg.info.round, encode(msg.info)
+    if isinstance(msg, m.Proposal):
+        return msg.proposal_round, msg.tip.block_id
+    if isinstance(msg, m.NoEndorseMsg):
+        return msg.round, encode(msg)
+    return int(getattr(msg, "round", 0)), b""
+
+
+def _pct(values: deque[float], q: float) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000, 3)
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
