@@ -17,6 +17,8 @@ from hedgerow.node.errors import HedgerowError
 VERB_MODULES: tuple[str, ...] = (
     "hedgerow.node.cmd_basic",
     "hedgerow.node.cmd_sim",
+    "hedgerow.node.cmd_run",
+    "hedgerow.node.cmd_testnet",
 )
 JOB_MODULES: tuple[str, ...] = ()
 
