@@ -79,16 +79,19 @@ class SimResult:
 
 
 RoundHook = Callable[[RoundRecord, Array, float], None]
+DeliverHook = Callable[[int, int, Any, float], None]  # (target, sender, message, now)
 
 
 class GcSim:
     def __init__(self, job: GcJobSpec, cfg: GcConfig, w0: Array, sim: SimConfig,
-                 problem: Problem | None = None, on_round: RoundHook | None = None) -> None:
+                 problem: Problem | None = None, on_round: RoundHook | None = None,
+                 on_deliver: DeliverHook | None = None) -> None:
         self.job, self.cfg, self.sim, self.n = job, cfg, sim, job.n
         self.coord_id = job.n
         self.w0 = np.array(w0, dtype=np.float64)
         self.problem: Problem | None = SharedGradients(problem) if problem is not None else None
         self.on_round = on_round
+        self.on_deliver = on_deliver
         self.coordinator = GcCoordinator(job, cfg, self.w0)
         self.workers = [GcWorker(i, problem=self.problem) for i in range(self.n)]
         self.incarnation = 0
@@ -200,6 +203,8 @@ class GcSim:
             at, _, kind, target, sender, payload = heapq.heappop(self.queue)
             self.now = max(self.now, at)
             steps += 1
+            if kind == "msg" and self.on_deliver is not None and target not in self.sim.killed:
+                self.on_deliver(target, sender, payload, self.now)
             if target == self.coord_id:
                 coord = self.coordinator
                 history_before, round_before = len(coord.history), coord.round
