@@ -29,7 +29,7 @@ from hedgerow.protocols.wire import message
 
 MAX_JOB_ELEMS_DEFAULT = 20_000_000
 REJECT_REASONS = ("too_large", "bad_shape", "unknown_system", "bad_config", "non_finite_input")
-_DTYPES = {"float32": np.dtype("<f4"), "float64": np.dtype("<f8")}
+_DTYPES: dict[str, np.dtype[Any]] = {"float32": np.dtype("<f4"), "float64": np.dtype("<f8")}
 _TORCH_DTYPES = {"float32": torch.float32, "float64": torch.float64}
 _JOB_ID_BYTES = 16
 _DIGEST_BYTES = 32

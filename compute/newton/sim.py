@@ -18,6 +18,7 @@ from hedgerow.compute.newton.config import NewtonConfig
 from hedgerow.compute.newton.coordinator import NewtonCoordinator, NewtonFault, NewtonOutcome
 from hedgerow.compute.newton.jobs import (
     NewtonJob,
+    NewtonReject,
     NewtonReply,
     from_wire_tensor,
     make_job,
@@ -122,9 +123,10 @@ def run(scenario: str, seed: int, *, n_workers: int = 4, compute_s: float = 1.0,
                 execute(coordinator.on_timer(a, now), now)
         elif kind == "job":
             worker, message = a, b
-            reply = serve(message, worker=bytes([worker]) * 32, device="cpu")
-            if isinstance(reply, NewtonReply):
-                reply = _misbehave(faults.get(worker, "honest"), reply, rng)
+            answer = serve(message, worker=bytes([worker]) * 32, device="cpu")
+            reply: NewtonReply | NewtonReject | None = answer
+            if isinstance(answer, NewtonReply):
+                reply = _misbehave(faults.get(worker, "honest"), answer, rng)
             if reply is not None:
                 push(now + compute_s + latency_s * (1 + rng.random()), "reply", worker, reply)
         else:
