@@ -32,6 +32,7 @@ class PendingTx:
     tx_hash: bytes
     sender: bytes
     nonce: int
+    added_at: float = 0.0
 
 
 @dataclass(slots=True)
@@ -64,7 +65,7 @@ class Mempool:
         self.rejected[reason] = self.rejected.get(reason, 0) + 1
         return reason
 
-    def add(self, tx: bytes, check: CheckResult, next_nonce: int) -> str:
+    def add(self, tx: bytes, check: CheckResult, next_nonce: int, now: float = 0.0) -> str:
         if not check.ok:
             return self._reject(f"invalid:{check.reason}")
         if check.tx_hash in self._by_hash or check.tx_hash in self._recent:
@@ -76,7 +77,7 @@ class Mempool:
             return self._reject(ADD_DUPLICATE)
         if len(self._by_hash) >= self.txs_max or self.bytes + len(tx) > self.bytes_max:
             return self._reject(ADD_BUSY)
-        pending = PendingTx(tx, check.tx_hash, check.sender, check.nonce)
+        pending = PendingTx(tx, check.tx_hash, check.sender, check.nonce, now)
         if sender is None:
             sender = self._senders[check.sender] = _Sender()
         sender.by_nonce[check.nonce] = pending
@@ -116,6 +117,16 @@ class Mempool:
                 if not sender.by_nonce:
                     del self._senders[pending.sender]
         return removed
+
+    def evict_older(self, before: float) -> int:
+        """Drop txs admitted before `before` (never committed: lost by a full pool downstream or
+        superseded); they leave room instead of pinning the pool at "busy" forever."""
+        stale = []
+        for tx_hash, pending in self._by_hash.items():
+            if pending.added_at >= before:
+                break
+            stale.append(tx_hash)
+        return self.remove(stale, committed=False)
 
     def prune_below(self, sender: bytes, next_nonce: int) -> int:
         """Drop a sender's pending txs whose nonces are now stale."""

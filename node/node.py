@@ -35,6 +35,7 @@ log = logging.getLogger("hedgerow.node")
 
 SNAPSHOT_INTERVAL = 100
 MEMPOOL_BATCH = 256
+MEMPOOL_TTL_S = 120.0
 
 
 @dataclass
@@ -233,10 +234,12 @@ class Node:
             checks = await trio.to_thread.run_sync(self._check_all, [tx for tx, _ in batch])
             admitted: list[bytes] = []
             for (tx, reply), check in zip(batch, checks, strict=True):
-                verdict = self.mempool.add(tx, check, self.app.account_nonce(check.sender) if check.ok else 0)
+                verdict = self.mempool.add(tx, check, self.app.account_nonce(check.sender) if check.ok else 0,
+                                           now=time.monotonic())
                 if verdict == ADD_OK:
                     admitted.append(tx)
                 reply.send_nowait(verdict)
+            self.mempool.evict_older(time.monotonic() - MEMPOOL_TTL_S)
             if admitted and self.consensus is not None:
                 await self.consensus.submit_txs(admitted)
 

@@ -1,0 +1,135 @@
+"""Real multi-process testnets on loopback: 4 validators commit submitted txs with identical
+prefixes and state hashes; a killed validator catches up without double-signing; a late observer
+reaches the same state hash; an unknown key is kept out of consensus; a malformed frame is counted.
+
+The tests share one module-scoped testnet (4 validators + 1 observer started late) to stay within
+the time budget on 2 cores; each step waits on conditions with deadlines, never on fixed sleeps.
+"""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import trio
+
+from hedgerow.net.transport import Transport
+from hedgerow.protocols.crypto import SigningKey
+from hedgerow.protocols.monadbft.messages import Vote, VoteMsg
+from hedgerow.testnet.checks import (
+    check_agreement,
+    check_signer_safety,
+    committed_log,
+    gather_signer_evidence,
+    validator_indices,
+)
+from hedgerow.testnet.launcher import Testnet, up
+from hedgerow.testnet.load import BackgroundLoad, SubmitResult, make_txs, submit_all
+from hedgerow.testnet.manifest import parse_manifest
+
+pytestmark = pytest.mark.multiprocess
+VALIDATORS = ["v0", "v1", "v2", "v3"]
+
+
+@pytest.fixture(scope="module")
+def testnet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Testnet]:
+    directory = tmp_path_factory.mktemp("testnet")
+    manifest = parse_manifest({"validators": 4, "node": {"o0": {"role": "observer", "start": False}},
+                               "consensus": {"delta_ms": 50, "local_processing_ms": 50}})
+    result = up(directory, manifest, deadline_s=60)
+    try:
+        yield result.testnet
+    finally:
+        result.testnet.kill_all()
+
+
+def _rpc_ports(testnet: Testnet, names: list[str]) -> list[int]:
+    return [testnet.nodes[n].rpc_port for n in names]
+
+
+def _agree(testnet: Testnet, names: list[str], upto: int) -> None:
+    logs = {name: committed_log(testnet, name, upto) for name in names}
+    assert all(len(log) == upto for log in logs.values()), {n: len(v) for n, v in logs.items()}
+    assert check_agreement(logs) == []
+
+
+def test_four_validators_commit_1000_txs_identically(testnet: Testnet) -> None:
+    txs = make_txs(testnet.chain_id, senders=20, per_sender=50, tag="thousand")
+
+    async def submit() -> SubmitResult:
+        with trio.fail_after(60):
+            return await submit_all(_rpc_ports(testnet, VALIDATORS), txs, wait="final", timeout_s=50)
+
+    result = trio.run(submit)
+    assert result.verdicts == {"final": 1000}, result.verdicts
+    top = max(r["height"] for r in result.results)
+    testnet.wait_for_height(top, VALIDATORS, deadline_s=30)
+    _agree(testnet, VALIDATORS, top)
+    infos = [testnet.call(n, "query", path="info", args={}) for n in VALIDATORS]
+    assert all(info["executed"] >= 1000 for info in infos)
+
+
+def test_unknown_key_kept_out_and_malformed_frame_counted(testnet: Testnet) -> None:
+    v0 = testnet.nodes["v0"]
+    before = testnet.call("v0", "status")
+    with socket.create_connection(("127.0.0.1", v0.p2p_port), timeout=5) as raw:
+        raw.sendall(b"\x00\x00\x00\x10" + b"\xc1" * 16)
+        raw.settimeout(5)
+        while raw.recv(4096):
+            pass
+
+    async def intruder() -> None:
+        key = SigningKey.from_label("intruder")
+        transport = Transport(key, chain_id=testnet.chain_id, validators=[])
+        with trio.fail_after(20):
+            async with trio.open_nursery() as nursery:
+                await nursery.start(transport.run)
+                v0_id = SigningKey(bytes.fromhex(Path(v0.home, "config", "key.ed25519").read_text().strip()))
+                transport.dial(v0_id.node_id, "127.0.0.1", v0.p2p_port)
+                await transport.wait_connected([v0_id.node_id])
+                vote = VoteMsg(Vote(b"\x01" * 32, 1), 0, b"\x02" * 64)
+                await transport.send(v0_id.node_id, vote)
+                while testnet.call("v0", "status")["dropped"].get("not_validator", 0) < 1:
+                    await trio.sleep(0.05)
+                transport.close()
+
+    trio.run(intruder)
+    after = testnet.call("v0", "status")
+    closed = {k: v for k, v in after["dropped"].items() if k.startswith("closed_")}
+    assert sum(closed.values()) > sum(v for k, v in before["dropped"].items() if k.startswith("closed_"))
+    assert after["dropped"]["not_validator"] >= 1
+    testnet.wait_for_height(after["height"] + 3, ["v0"], deadline_s=20)
+
+
+def test_kill9_during_load_then_catch_up_without_double_signing(testnet: Testnet) -> None:
+    load = BackgroundLoad(_rpc_ports(testnet, ["v0", "v2", "v3"]), testnet.chain_id, rate_tps=100).start()
+    try:
+        start = testnet.heights(["v1"])["v1"]
+        testnet.wait_for_height(start + 3, ["v1"], deadline_s=20)
+        testnet.kill("v1")
+        moving = max(testnet.heights(["v0", "v2", "v3"]).values())
+        testnet.wait_for_height(moving + 5, ["v0", "v2", "v3"], deadline_s=30)
+        testnet.start("v1")
+        target = max(testnet.heights(["v0", "v2", "v3"]).values())
+        testnet.wait_for_height(target + 2, VALIDATORS, deadline_s=40)
+    finally:
+        load.stop()
+    assert load.accepted > 0
+    top = min(testnet.heights(VALIDATORS).values())
+    _agree(testnet, VALIDATORS, top)
+    signed, votes = gather_signer_evidence(testnet, VALIDATORS)
+    assert any(row[0] == "vote" for row in signed["v1"]), "v1's persisted signer log survived the kill"
+    assert check_signer_safety(signed, votes, validator_indices(testnet)) == []
+
+
+def test_late_observer_reaches_the_same_state_hash(testnet: Testnet) -> None:
+    testnet.start("o0")
+    target = testnet.heights(["v0"])["v0"]
+    testnet.wait_for_height(target, ["o0"], deadline_s=40)
+    _agree(testnet, ["v0", "o0"], target)
+    status = testnet.call("o0", "status")
+    assert status["role"] == "observer"
+    assert testnet.call("o0", "query", path="info", args={})["executed"] >= 1000
+
