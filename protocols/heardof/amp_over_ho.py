@@ -191,14 +191,14 @@ class AmpOverHo:
             if q != s.p and q not in crashed and not any(e.kind == DECIDED for e in s.logs[q][: cut[q]]):
                 return None  # wait until the cut holds every other decision
         procs = [self._replay(q, s.logs[q][: cut[q]], s.logs) for q in range(self.n)]
-        if procs[s.p] is None:
+        me = procs[s.p]
+        if me is None:
             return None
         flight: deque[tuple[int, int, int]] = deque()
         for proc in procs:
             if proc is not None:
                 flight.extend(_in_flight(proc, procs, 0))
         sent = [0 if proc is None else len(proc.log) for proc in procs]
-        me = procs[s.p]
         for _ in range(self.max_extension_steps):
             if me.decided:
                 return self.amp.decision(me.state)

@@ -99,6 +99,7 @@ class RoundMachine:
         self._full_run = 0
         self._last_record: HoRecord | None = None
         self._state_type: Any = None
+        self._notice: DecidedNotice | None = None
 
     # -- the core contract --------------------------------------------------------------------
 
@@ -131,6 +132,11 @@ class RoundMachine:
 
     def on_message(self, sender: int, message: Any, now: float) -> list[Action]:
         out: list[Action] = []
+        if self.halted and isinstance(message, RoundMsg) and self._notice is not None \
+                and message.instance == self.instance and 0 <= sender < self.cfg.n:
+            self.counters["notice_replies"] += 1  # a laggard or restarted peer: tell it the decision
+            out.append(Send(sender, self._notice))
+            return out
         if self.halted or self.error is not None or sender == self.p:
             return out
         if isinstance(message, DecidedNotice):
@@ -275,6 +281,7 @@ class RoundMachine:
         if self.cfg.sign_round_msgs and self.key is not None:
             sig = self.key.sign(SIGN_DOMAIN, self.cfg.chain_id, ["notice", self.instance, self.p, r, value])
             notice = DecidedNotice(self.instance, self.p, r, value, sig)
+        self._notice = notice
         out.append(Broadcast(notice))
 
     def _maybe_catch_up(self, now: float, out: list[Action]) -> None:
@@ -406,6 +413,7 @@ class RoundMachine:
                 return
             self.counters["adopted"] += 1
             self._decide(value, self.round, out)
+            self._halt(self.round, out)  # the sender has halted: lingering would only stall
 
     # -- helpers ------------------------------------------------------------------------------
 

@@ -87,6 +87,7 @@ class NodeStats:
     sent_log: dict[tuple[int, int], Any] = field(default_factory=dict)  # (round, dst) -> payload bytes
     crashed: bool = False
     restarts: int = 0
+    restart_pending: bool = False
 
 
 class PacketSim:
@@ -153,14 +154,15 @@ class PacketSim:
             return
         st.crashed = True
         c = self.crashes.get(node)
-        if c is not None and c.restart_after_s is not None:
+        if c is not None and c.restart_after_s is not None and st.restarts == 0:
+            st.restart_pending = True
             self._push(self.now + c.restart_after_s, node, "restart", None)
 
     def _restart(self, node: int) -> None:
         st = self.stats[node]
         if self.factory is None or st.last_record is None:
             return
-        st.crashed, st.restarts = False, st.restarts + 1
+        st.crashed, st.restarts, st.restart_pending = False, st.restarts + 1, False
         core = self.factory(node)
         self.cores[node] = core
         self._execute(node, core.resume(st.last_record, self.now))
