@@ -17,10 +17,11 @@ from hedgerow.node.errors import HedgerowError
 VERB_MODULES: tuple[str, ...] = (
     "hedgerow.node.cmd_basic",
     "hedgerow.node.cmd_sim",
+    "hedgerow.node.cmd_rounds",
     "hedgerow.node.cmd_run",
     "hedgerow.node.cmd_testnet",
 )
-JOB_MODULES: tuple[str, ...] = ()
+JOB_MODULES: tuple[str, ...] = ("hedgerow.node.cmd_train",)
 
 EXAMPLES = """examples:
   hedgerow init --home ~/.hedgerow --chain-id local
