@@ -142,7 +142,8 @@ class ConsensusDriver:
             for data in await node.db(store.blocks_from_height, await self._root_height(checkpoint)):
                 blocks.append(decode(data, expected=m.Block))
         self.restored_root = checkpoint.root if checkpoint is not None else None
-        self.core = MonadCore(self.node.index, self.validators, node.chain_id, node.key, self.params,
+        assert node.index is not None
+        self.core = MonadCore(node.index, node.key, self.validators, node.chain_id, self.params,
                               checkpoint=checkpoint, blocks=blocks)
 
     async def _root_height(self, checkpoint: Checkpoint) -> int:
@@ -241,7 +242,12 @@ class ConsensusDriver:
                     self.timeouts_fired += 1
                 actions = core.on_timer(a, now)
             else:
-                actions = core.on_message(self.node.index, m.TxMsg(a), now)
+                actions = []
+                for tx in a:
+                    verdict, more = core.submit_tx(tx, now)
+                    if verdict != "ok":
+                        self.dropped[f"core_{verdict}"] += 1
+                    actions.extend(more)
             await self.execute(actions)
             self.round = int(getattr(core, "current_round", self.round))
 

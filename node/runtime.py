@@ -120,8 +120,15 @@ async def _supervised(name: str, body: Callable[[], Awaitable[None]], crashed: l
     except trio.Cancelled:
         raise
     except Exception as error:  # noqa: BLE001 - one-cancels-all, the error is re-raised by run()
-        crashed.append(ActorCrashed(name, error))
+        crashed.append(ActorCrashed(name, _unwrap(error)))
         scope.cancel()
+
+
+def _unwrap(error: BaseException) -> BaseException:
+    """The single leaf of nested one-exception groups (nurseries inside actors), else the group."""
+    while isinstance(error, BaseExceptionGroup) and len(error.exceptions) == 1:
+        error = error.exceptions[0]
+    return error
 
 
 def drain(mailbox: Mailbox[Any], first: Any, limit: int) -> list[Any]:
