@@ -55,18 +55,45 @@ class Workload:
 
     def tx(self, state: LedgerState) -> bytes:
         rng = self.rng
-        signer = rng.choice(self.clients)
+        kind = rng.choices(self._kinds, self._weights)[0]
+        signer = self._party(kind, state) or rng.choice(self.clients)
         other = rng.choice([c for c in self.clients if c is not signer] or list(self.clients))
         if rng.random() < self.invalid_rate / 3:
             other = signer  # SELF_TRADE / SELF_REDEEM paths
         committed = state.nonces.get(signer.account, 0)
         signer.nonce = committed + self._pending.get(signer.account, 0)
-        kind = rng.choices(self._kinds, self._weights)[0]
         raw = self._build(kind, state, signer, other)
         if rng.random() < self.invalid_rate:
             return self._corrupt(raw, signer, kind, state, other)
         self._pending[signer.account] = self._pending.get(signer.account, 0) + 1
         return raw
+
+    def _party(self, kind: Kind, state: LedgerState) -> Client | None:
+        """Usually the account entitled to act on some open contract of the kind's type."""
+        if self.rng.random() < 0.15:
+            return None
+        by_account = {client.account: client for client in self.clients}
+        parties: list[bytes] = []
+        if kind in (Kind.ACCEPT, Kind.DECLINE, Kind.CANCEL_OFFER):
+            parties = [
+                o.proposer if kind == Kind.CANCEL_OFFER else o.counterparty
+                for o in state.offers.values()
+                if o.state == OfferState.OPEN
+            ]
+        elif kind in (Kind.ESCROW_RELEASE, Kind.ESCROW_CANCEL, Kind.ESCROW_EXERCISE):
+            parties = [
+                e.beneficiary if kind == Kind.ESCROW_EXERCISE else e.depositor
+                for e in state.escrows.values()
+                if e.state == EscrowState.LOCKED and (kind != Kind.ESCROW_EXERCISE or e.strike)
+            ]
+        elif kind in (Kind.SETTLE_CLAIM, Kind.WITHDRAW_CLAIM):
+            parties = [
+                c.issuer if kind == Kind.SETTLE_CLAIM else c.claimant
+                for c in state.claims.values()
+                if c.state == ClaimState.OPEN
+            ]
+        known = [by_account[p] for p in sorted(set(parties)) if p in by_account]
+        return self.rng.choice(known) if known else None
 
     def _corrupt(self, raw: bytes, signer: Client, kind: Kind, state: LedgerState, other: Client) -> bytes:
         how = self.rng.choice(CORRUPTIONS)
