@@ -44,6 +44,26 @@ class TxWaiter:
     final: trio.Event = field(default_factory=trio.Event)
     height: int | None = None
     result: Any = None
+    admitted_at: float = field(default_factory=time.monotonic)
+    speculative_at: float | None = None
+    final_at: float | None = None
+
+    def mark_speculative(self) -> None:
+        if self.speculative_at is None:
+            self.speculative_at = time.monotonic()
+        self.speculative.set()
+
+    def mark_final(self, height: int, result: Any) -> None:
+        self.mark_speculative()
+        self.height, self.result = height, result
+        self.final_at = time.monotonic()
+        self.final.set()
+
+    def latencies_ms(self) -> dict[str, float | None]:
+        def since(at: float | None) -> float | None:
+            return None if at is None else round((at - self.admitted_at) * 1000, 3)
+
+        return {"speculative_ms": since(self.speculative_at), "final_ms": since(self.final_at)}
 
 
 @dataclass(frozen=True)
@@ -211,9 +231,7 @@ class Node:
             for tx_hash, result in zip(hashes, results, strict=True):
                 waiter = self.waiters.get(tx_hash)
                 if waiter is not None:
-                    waiter.height, waiter.result = block.height, result
-                    waiter.speculative.set()
-                    waiter.final.set()
+                    waiter.mark_final(block.height, result)
             if self.consensus is not None:
                 self.consensus.on_executed(block, hashes)
 
@@ -223,7 +241,7 @@ class Node:
         for tx in txs:
             waiter = self.waiters.get(tx_hash_of(tx))
             if waiter is not None:
-                waiter.speculative.set()
+                waiter.mark_speculative()
 
     # -- mempool -------------------------------------------------------------------------------------
 
@@ -271,9 +289,9 @@ class Node:
             status = "final" if waiter.final.is_set() else "speculative" if waiter.speculative.is_set() \
                 else "pending"
             return {"tx_hash": tx_hash, "result": "ok", "status": status, "height": waiter.height,
-                    "tx_result": waiter.result}
+                    "tx_result": waiter.result, **waiter.latencies_ms()}
         finally:
-            if waiter is not None and (waiter.final.is_set() or wait != "none"):
+            if waiter is not None:
                 self.waiters.pop(tx_hash, None)
 
     # -- RPC -----------------------------------------------------------------------------------------

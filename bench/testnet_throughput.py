@@ -1,0 +1,138 @@
+"""Throughput of a real 4-validator testnet on loopback, against the Ed25519-verify bound.
+
+    .venv/bin/python bench/testnet_throughput.py [--quick] [--json FILE] [--rate TPS] [--seconds S]
+
+Starts 4 validator processes (kv application, vote_pace 0), then an open-loop client *process*
+that pre-signs txs and submits them at `--rate` tx/s over the pipelined RPC, each waiting for
+finality; every reply carries the node-side speculative (VOTED) and final latencies. Reports
+committed tx/s (from the nodes' executed-tx counters over the load window), p50/p99 speculative
+and final latency, and the ratio of achieved tx/s to the verify bound measured in the same run:
+bound = cores x (Ed25519 verifies/s per core, `cryptography`) / validators, since every validator
+verifies every committed tx once when it executes the block.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+
+def verify_rate(seconds: float = 1.0) -> float:
+    from hedgerow.protocols.crypto import SigningKey
+
+    key = SigningKey.from_label("bench")
+    msgs = [os.urandom(120) for _ in range(256)]
+    sigs = [key.sign_raw(msg) for msg in msgs]
+    public = key.public
+    count = 0
+    start = time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        for msg, sig in zip(msgs, sigs, strict=True):
+            public.verify_raw(sig, msg)
+        count += len(msgs)
+    return count / (time.perf_counter() - start)
+
+
+def pct(values: list[float], q: float) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def client_main(args: argparse.Namespace) -> int:
+    """The load process: pre-sign, submit open loop, print one JSON line of results."""
+    import trio
+
+    from hedgerow.testnet.load import make_txs, submit_all
+
+    ports = [int(p) for p in args.ports.split(",")]
+    total = int(args.rate * args.seconds)
+    senders = max(64, total // 32)
+    txs = make_txs(args.chain_id, senders=senders, per_sender=-(-total // senders), tag="bench")[:total]
+    result = trio.run(lambda: submit_all(ports, txs, wait="final", in_flight=4096,
+                                         timeout_s=args.seconds + 60, rate_tps=args.rate))
+    spec = [r["speculative_ms"] for r in result.results if r.get("speculative_ms") is not None]
+    final = [r["final_ms"] for r in result.results if r.get("final_ms") is not None]
+    print(json.dumps({"submitted": total, "verdicts": dict(result.verdicts), "elapsed_s": result.elapsed_s,
+                      "speculative_ms": spec, "final_ms": final,
+                      "client_latency_s": [x for x in result.latencies_s if x]}))
+    return 0
+
+
+def run_bench(args: argparse.Namespace) -> dict[str, Any]:
+    from hedgerow.testnet.launcher import up
+    from hedgerow.testnet.manifest import default_manifest
+
+    cores = os.cpu_count() or 1
+    per_core = verify_rate(0.5 if args.quick else 2.0)
+    validators = 4
+    bound = cores * per_core / validators
+    consensus = {"vote_pace_ms": 0, "max_block_txs": 2000}
+    with tempfile.TemporaryDirectory(prefix="hedgerow-bench-") as tmp:
+        result = up(Path(tmp) / "net", default_manifest(validators, consensus=consensus), deadline_s=60)
+        testnet = result.testnet
+        try:
+            names = list(testnet.nodes)
+            ports = ",".join(str(testnet.nodes[n].rpc_port) for n in names)
+            before = {n: testnet.call(n, "status") for n in names}
+            t0 = time.perf_counter()
+            proc = subprocess.run(
+                [sys.executable, __file__, "--client", "--ports", ports, "--chain-id", testnet.chain_id,
+                 "--rate", str(args.rate), "--seconds", str(args.seconds)],
+                capture_output=True, text=True, timeout=args.seconds + 180, check=True)
+            window = time.perf_counter() - t0
+            after = {n: testnet.call(n, "status") for n in names}
+        finally:
+            testnet.down()
+    client = json.loads(proc.stdout.strip().splitlines()[-1])
+    committed = min(after[n]["txs_committed"] - before[n]["txs_committed"] for n in names)
+    heights = min(after[n]["height"] - before[n]["height"] for n in names)
+    tps = committed / window
+    return {
+        "validators": validators, "cores": cores, "offered_tps": args.rate, "seconds": args.seconds,
+        "submitted": client["submitted"], "verdicts": client["verdicts"], "committed_txs": committed,
+        "blocks": heights, "window_s": round(window, 3), "committed_tps": round(tps, 1),
+        "speculative_ms_p50": pct(client["speculative_ms"], 0.5),
+        "speculative_ms_p99": pct(client["speculative_ms"], 0.99),
+        "final_ms_p50": pct(client["final_ms"], 0.5), "final_ms_p99": pct(client["final_ms"], 0.99),
+        "verify_per_s_per_core": round(per_core), "verify_library": "cryptography",
+        "bound_tps": round(bound, 1), "efficiency": round(tps / bound, 3),
+        "timeouts": {n: after[n].get("timeouts") for n in names},
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="a run under a minute")
+    parser.add_argument("--json", type=Path, help="write the results here")
+    parser.add_argument("--rate", type=float, default=None, help="offered load, tx/s")
+    parser.add_argument("--seconds", type=float, default=None, help="load duration")
+    parser.add_argument("--client", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--ports", help=argparse.SUPPRESS)
+    parser.add_argument("--chain-id", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.client:
+        return client_main(args)
+    args.rate = args.rate or (500.0 if args.quick else 1500.0)
+    args.seconds = args.seconds or (10.0 if args.quick else 30.0)
+    report = run_bench(args)
+    from hedgerow.node.output import console, table
+
+    rows = [(k, v) for k, v in report.items()]
+    console.print(table("testnet throughput (4 validators, loopback)", ["metric", "value"], rows))
+    if args.json:
+        args.json.write_text(json.dumps(report, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
