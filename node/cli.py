@@ -20,6 +20,7 @@ VERB_MODULES: tuple[str, ...] = (
     "hedgerow.node.cmd_rounds",
     "hedgerow.node.cmd_run",
     "hedgerow.node.cmd_testnet",
+    "hedgerow.node.cmd_tx",
 )
 JOB_MODULES: tuple[str, ...] = ("hedgerow.node.cmd_train",)
 
