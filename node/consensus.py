@@ -85,8 +85,11 @@ def committed_of(block: m.Block, proof: bytes) -> CommittedBlock:
 
 
 def peer_addresses(node: Node) -> dict[bytes, tuple[str, int]]:
-    """`p2p.peers` entries are `NODEIDHEX@HOST:PORT` (validators' ids come from genesis)."""
+    """Genesis validator addresses, then `p2p.peers` entries `NODEIDHEX@HOST:PORT` (which win)."""
     out: dict[bytes, tuple[str, int]] = {}
+    for validator in node.genesis.validators:
+        if validator.address and validator.public_key != node.key.public.raw:
+            out[validator.node_id] = split_address(validator.address, "genesis validator address")
     for entry in node.config.peers:
         ident, sep, address = entry.partition("@")
         if not sep:

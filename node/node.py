@@ -139,7 +139,8 @@ class Node:
         age = None if self.last_commit_at is None else int((time.monotonic() - self.last_commit_at) * 1000)
         info: dict[str, Any] = {
             "name": self.config.name, "node_id": self.node_id, "role": self.role, "index": self.index,
-            "chain_id": self.chain_id, "app": self.app.name, "height": self.height,
+            "chain_id": self.chain_id, "genesis_hash": self.genesis.genesis_hash.hex(),
+            "app": self.app.name, "height": self.height,
             "state_hash": self.state_hash.hex(), "last_commit_age_ms": age, "commits": self.commits,
             "txs_committed": self.txs_committed, "mempool": self.mempool.stats(),
             "uptime_s": round(time.monotonic() - self.started_at, 3), "ports": dict(self.ports),

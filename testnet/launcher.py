@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from hedgerow.node.errors import ConfigError, UsageError
+from hedgerow.node.home import write_key_file
 from hedgerow.node.rpc_client import RpcCallError, RpcClient
 from hedgerow.protocols.crypto import SigningKey
 from hedgerow.testnet.manifest import Manifest, NodeSpec
@@ -147,13 +148,12 @@ def _write_home(home: Path, spec: NodeSpec, keys: dict[str, SigningKey], genesis
     config = home / "config"
     (home / "data" / "logs").mkdir(parents=True, exist_ok=True)
     config.mkdir(parents=True, exist_ok=True)
-    key_path = config / "key.ed25519"
-    key_path.write_text(keys[spec.name].seed.hex() + "\n")
-    key_path.chmod(0o600)
+    write_key_file(config / "key.ed25519", keys[spec.name])
     (config / "genesis.json").write_bytes(genesis_bytes)
     p2p, rpc, metrics = ports
     lines = [
         "version = 1",
+        f"chain_id = {_toml_value(manifest.chain_id)}",
         f"name = {_toml_value(spec.name)}",
         f"role = {_toml_value(spec.role)}",
         "",
@@ -181,7 +181,7 @@ def _write_home(home: Path, spec: NodeSpec, keys: dict[str, SigningKey], genesis
 
 def make_genesis(manifest: Manifest, keys: dict[str, SigningKey]) -> bytes:
     validators = [{"name": spec.name, "public_key": keys[spec.name].public.raw.hex(),
-                   "node_id": keys[spec.name].node_id.hex(), "stake": 1}
+                   "node_id": keys[spec.name].node_id.hex(), "power": 1}
                   for spec in manifest.validators]
     genesis = {"chain_id": manifest.chain_id, "genesis_time_ms": int(time.time() * 1000),
                "app": manifest.app, "validators": validators, "consensus": manifest.consensus}

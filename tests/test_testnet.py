@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import socket
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 import trio
 
 from hedgerow.net.transport import Transport
-from hedgerow.protocols.crypto import SigningKey
+from hedgerow.protocols.crypto import SigningKey, node_id_of
 from hedgerow.protocols.monadbft.messages import Vote, VoteMsg
 from hedgerow.testnet.checks import (
     check_agreement,
@@ -86,11 +85,11 @@ def test_unknown_key_kept_out_and_malformed_frame_counted(testnet: Testnet) -> N
         with trio.fail_after(20):
             async with trio.open_nursery() as nursery:
                 await nursery.start(transport.run)
-                v0_id = SigningKey(bytes.fromhex(Path(v0.home, "config", "key.ed25519").read_text().strip()))
-                transport.dial(v0_id.node_id, "127.0.0.1", v0.p2p_port)
-                await transport.wait_connected([v0_id.node_id])
+                v0_id = node_id_of(bytes.fromhex(v0.public_key))
+                transport.dial(v0_id, "127.0.0.1", v0.p2p_port)
+                await transport.wait_connected([v0_id])
                 vote = VoteMsg(Vote(b"\x01" * 32, 1), 0, b"\x02" * 64)
-                await transport.send(v0_id.node_id, vote)
+                await transport.send(v0_id, vote)
                 while testnet.call("v0", "status")["dropped"].get("not_validator", 0) < 1:
                     await trio.sleep(0.05)
                 transport.close()
