@@ -16,13 +16,14 @@ from hedgerow.node.errors import HedgerowError
 # Verb modules, each with `register(subparsers)`; `job` kinds register under the `job` verb.
 VERB_MODULES: tuple[str, ...] = (
     "hedgerow.node.cmd_basic",
+    "hedgerow.node.cmd_demo",
     "hedgerow.node.cmd_sim",
     "hedgerow.node.cmd_rounds",
     "hedgerow.node.cmd_run",
     "hedgerow.node.cmd_testnet",
     "hedgerow.node.cmd_tx",
 )
-JOB_MODULES: tuple[str, ...] = ("hedgerow.node.cmd_train",)
+JOB_MODULES: tuple[str, ...] = ("hedgerow.node.cmd_train", "hedgerow.node.cmd_newton")
 
 EXAMPLES = """examples:
   hedgerow init --home ~/.hedgerow --chain-id local

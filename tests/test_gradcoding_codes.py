@@ -1,4 +1,5 @@
-"""Gradient codes: assignment, encoding matrices, exact/approximate/stochastic decoding (spec 5.1-5.5, 6.1-6.4)."""
+"""Gradient codes: assignment, encoding matrices, exact/approximate/stochastic decoding (spec 5.1-5.5,
+properties 1-4)."""
 
 from __future__ import annotations
 

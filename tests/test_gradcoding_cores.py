@@ -151,7 +151,8 @@ def test_exact_first_k_closes_at_n_minus_s_and_counts_late_duplicate_bad_round()
     actions = coord.on_message(2, replies[2], 0.3)  # third reply = n - s: close
     assert coord.round == 1 and set(requests(actions)) == set(range(5))
     assert coord.on_message(1, replies[1], 0.4) == []  # late
-    assert coord.counters["late"] == 1 and coord.counters["duplicate"] == 1 and coord.counters["bad_round"] == 1
+    counters = coord.counters
+    assert counters["late"] == 1 and counters["duplicate"] == 1 and counters["bad_round"] == 1
     assert coord.history[0].responders == (0, 2, 4)
     assert requests(actions)[1].accepted_round == -1 and requests(actions)[2].accepted_round == 0
     assert coord.on_timer(("gc_deadline", job.job_id, 0), 1.0) == []  # older timer ignored

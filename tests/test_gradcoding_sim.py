@@ -149,7 +149,8 @@ def test_ef_balance_over_accepted_rounds_with_late_replies_ignored(name: str, wi
         row[list(job.support[i])] = job.coeffs[i]
         total_v, total_c, norm = np.zeros(problem.dim), np.zeros(problem.dim), 0.0
         for t in accepted:
-            v = encode(row, job.support[i], [problem.partition_grad(j, sent_w[(i, t)]) for j in job.support[i]])
+            grads = [problem.partition_grad(j, sent_w[(i, t)]) for j in job.support[i]]
+            v = encode(row, job.support[i], grads)
             total_v, total_c, norm = total_v + v, total_c + replies[(i, t)], norm + float(np.abs(v).sum())
         pending = worker.pending
         memory = pending.memory if pending is not None and pending.round in accepted else worker.memory

@@ -84,7 +84,7 @@ def gaussian_mixture(n: int, m: int, dim: int, seed: int, classes: int = 10) -> 
     rng = np.random.default_rng(seed)
     means = rng.standard_normal((classes, dim))
     labels = np.sort(rng.integers(0, classes, size=n * m))
-    x = means[labels] + 1.5 * rng.standard_normal((n * m, dim))
+    x = means[labels] + 3.0 * rng.standard_normal((n * m, dim))
     return [(x[j * m:(j + 1) * m], labels[j * m:(j + 1) * m].astype(np.float64)) for j in range(n)]
 
 
