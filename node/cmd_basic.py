@@ -34,10 +34,13 @@ def register(verbs: Any) -> None:
     )
     parser.add_argument("--home", type=Path, default=_default_home(), required=_default_home() is None,
                         metavar="DIR", help="home directory (default: $HEDGEROW_HOME)")
-    parser.add_argument("--chain-id", required=True, metavar="ID", help="chain id, e.g. local")
+    parser.add_argument("--chain-id", metavar="ID", help="chain id, e.g. local (not with --join)")
     parser.add_argument("--genesis", type=Path, metavar="FILE", help="use this genesis.json")
     parser.add_argument("--listen", default="127.0.0.1:26656", metavar="HOST:PORT",
                         help="transport listen address (default 127.0.0.1:26656)")
+    parser.add_argument("--join", metavar="HOST:PORT", help="follow a running node (its RPC address) as an "
+                        "observer: fetch its genesis (see README, 'Connect your own node')")
+    parser.add_argument("--genesis-hash", metavar="HEX", help="with --join: the expected genesis SHA-256")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     parser.set_defaults(handler=run_init)
 
@@ -68,6 +71,15 @@ def run_keygen(args: argparse.Namespace) -> int:
 
 def run_init(args: argparse.Namespace) -> int:
     from hedgerow.node.home import config_dir, init_home
+
+    if args.join is not None:
+        from hedgerow.node.join import run_join
+
+        return run_join(args)
+    if args.chain_id is None:
+        from hedgerow.node.errors import UsageError
+
+        raise UsageError("init needs --chain-id ID (or --join HOST:PORT)")
 
     home = init_home(args.home, args.chain_id, genesis_file=args.genesis, listen=args.listen)
     summary = {

@@ -67,3 +67,18 @@ def join_home(home: Path, address: str, *, genesis_hash: str | None = None,
     (config / "node.toml").write_text("\n".join(lines))
     return {"home": str(home), "node_id": key.node_id.hex(), "chain_id": genesis.chain_id,
             "genesis_hash": digest, "sync_from": address, "rpc": f"{rpc_host}:{rpc_port}"}
+
+
+def run_join(args: Any) -> int:
+    """`hedgerow init --join` (called from node/cmd_basic.py's init)."""
+    from hedgerow.node.output import console, print_json, table
+
+    if args.chain_id is not None or args.genesis is not None:
+        raise UsageError("--join fetches genesis and chain id from the node; drop --chain-id/--genesis")
+    summary = join_home(args.home, args.join, genesis_hash=args.genesis_hash)
+    if args.json:
+        print_json(summary)
+    else:
+        console.print(table(f"joined as observer: {summary['home']}", ["field", "value"], summary.items()))
+        console.print(f"next: hedgerow run --home {summary['home']}")
+    return 0
