@@ -178,8 +178,11 @@ class ConsensusDriver:
         chain.reverse()
         out = []
         for i, block in enumerate(chain):
-            proof = (chain[i + 1].tip.header.parent_qc,) if i + 1 < len(chain) else ()
-            out.append(committed_of(block, encode_proof(proof)))
+            stored = await self.node.db(store.get_proof, block.block_id)
+            if stored is None:
+                partial = (chain[i + 1].tip.header.parent_qc,) if i + 1 < len(chain) else ()
+                stored = encode_proof(partial)
+            out.append(committed_of(block, stored))
         return out
 
     def committed_from_bytes(self, data: bytes, proof: bytes) -> CommittedBlock:
@@ -303,9 +306,10 @@ class ConsensusDriver:
             header = block.tip.header
             store = self.node.store
             assert store is not None
-            await self.node.db(store.put_blocks,
-                               [(block.block_id, header.height, header.block_round, encode(block))])
-            await self.node.ledger_inbox.send(committed_of(block, encode_proof(value.proof)))
+            proof = encode_proof(value.proof)
+            await self.node.db(store.put_final_block,
+                               (block.block_id, header.height, header.block_round, encode(block)), proof)
+            await self.node.ledger_inbox.send(committed_of(block, proof))
         elif isinstance(value, Voted):
             self.node.note_speculative(value.block.txs)
         elif isinstance(value, SpecRevert):

@@ -36,6 +36,7 @@ CREATE INDEX IF NOT EXISTS blocks_height ON blocks(height);
 CREATE TABLE IF NOT EXISTS finalized(height INTEGER PRIMARY KEY, block_id BLOB NOT NULL,
                                      proof BLOB NOT NULL, state_hash BLOB NOT NULL,
                                      txs INTEGER NOT NULL, time_ms INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS proofs(block_id BLOB PRIMARY KEY, proof BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS snapshots(height INTEGER PRIMARY KEY, state BLOB NOT NULL,
                                      state_hash BLOB NOT NULL);
 """
@@ -137,6 +138,21 @@ class Store:
             self._db.executemany(
                 "INSERT OR IGNORE INTO blocks(block_id, height, round, data) VALUES (?, ?, ?, ?)",
                 list(blocks))
+
+    def put_final_block(self, block: tuple[bytes, int, int, bytes], proof: bytes) -> None:
+        """A block consensus finalized, with its finality proof, before the ledger executes it."""
+        with self._lock:
+            self._db.execute("BEGIN")
+            self._db.execute(
+                "INSERT OR IGNORE INTO blocks(block_id, height, round, data) VALUES (?, ?, ?, ?)", block)
+            self._db.execute("INSERT OR REPLACE INTO proofs(block_id, proof) VALUES (?, ?)",
+                             (block[0], proof))
+            self._db.execute("COMMIT")
+
+    def get_proof(self, block_id: bytes) -> bytes | None:
+        with self._lock:
+            row = self._db.execute("SELECT proof FROM proofs WHERE block_id = ?", (block_id,)).fetchone()
+        return bytes(row[0]) if row else None
 
     def get_block(self, block_id: bytes) -> bytes | None:
         with self._lock:
