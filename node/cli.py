@@ -23,7 +23,7 @@ VERB_MODULES: tuple[str, ...] = (
     "hedgerow.node.cmd_testnet",
     "hedgerow.node.cmd_tx",
 )
-JOB_MODULES: tuple[str, ...] = ("hedgerow.node.cmd_train",)
+JOB_MODULES: tuple[str, ...] = ("hedgerow.node.cmd_train", "hedgerow.node.cmd_newton")
 
 EXAMPLES = """examples:
   hedgerow init --home ~/.hedgerow --chain-id local
