@@ -17,6 +17,9 @@ The whole API a node runtime needs::
             ...
         transport.close()
 
+* `send` does not yield while the peer's queue has room, and the reader hands all frames of one
+  read to `inbox` without yielding: a consumer that wants throughput awaits one `inbox.receive()`
+  and then drains with `inbox.receive_nowait()` until `trio.WouldBlock` (see bench/transport.py).
 * Messages are `hedgerow.protocols.wire` classes; `send`/`broadcast` encode, the receiver decodes
   with the frame cap and `validate()`. A peer that sends anything malformed is disconnected.
 * Peers are 20-byte node ids (SHA-256 of the Ed25519 key). Peers in `validators` are validators;

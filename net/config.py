@@ -26,7 +26,7 @@ class TransportConfig:
     accept_observers: bool = True
     reconnect_base_s: float = 0.1
     reconnect_max_s: float = 10.0
-    write_batch_max: int = 64  # frames coalesced into one send
+    write_batch_max: int = 256  # frames coalesced into one send
     receive_bytes: int = 64 * 1024
     seed: int | None = None  # reconnect jitter; None draws from the OS
 

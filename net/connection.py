@@ -42,7 +42,17 @@ class Connection:
 
     # -- sending -------------------------------------------------------------------------------
     async def send(self, payload: bytes) -> bool:
-        """Queue one encoded message, waiting while the queue is full (backpressure)."""
+        """Queue one encoded message, waiting while the queue is full (backpressure). Does not yield
+        to the scheduler when there is room, so a burst of sends reaches the writer as one batch."""
+        try:
+            self._queue_in.send_nowait(payload)
+            await trio.lowlevel.checkpoint_if_cancelled()
+            return True
+        except trio.WouldBlock:
+            pass
+        except (trio.ClosedResourceError, trio.BrokenResourceError):
+            self._stats.dropped["connection_closed"] += 1
+            return False
         try:
             await self._queue_in.send(payload)
         except (trio.ClosedResourceError, trio.BrokenResourceError):

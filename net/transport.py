@@ -231,7 +231,11 @@ class Transport:
         if self.faults.enabled and not self.faults.allows(conn.peer_id, self.node_id):
             self.stats.dropped["fault_injected"] += 1
             return
-        await self._inbox_send.send(Inbound(conn.peer_id, message))
+        inbound = Inbound(conn.peer_id, message)
+        try:
+            self._inbox_send.send_nowait(inbound)  # no yield per message: frames of one read go together
+        except trio.WouldBlock:
+            await self._inbox_send.send(inbound)  # the node is behind: backpressure reaches TCP
 
     # -- sending -------------------------------------------------------------------------------
     async def send(self, peer_id: bytes, message: Any) -> bool:
