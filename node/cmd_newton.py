@@ -81,7 +81,7 @@ def handle(args: argparse.Namespace) -> int:
     from hedgerow.compute.newton import NewtonConfig, NewtonCoordinator, NewtonReply, serve, solve
     from hedgerow.compute.newton.jobs import from_wire_tensor, make_job
     from hedgerow.compute.newton.systems import make
-    from hedgerow.protocols.actions import Deliver
+    from hedgerow.protocols.actions import Deliver, Evidence
 
     dtype = getattr(torch, dtype_name)
     problem = make(args.system, T=args.T, B=args.batch, D=args.D, seed=args.seed, g=args.g, dtype=dtype,
@@ -100,13 +100,16 @@ def handle(args: argparse.Namespace) -> int:
         raise UsageError(f"job rejected: {reply.reason}")
     coordinator = NewtonCoordinator([0], max_job_elems=LOCAL_ELEMS_MAX)
     coordinator.submit(job, 0.0)
-    outcome = next(a.value for a in coordinator.on_message(0, reply, 0.0) if isinstance(a, Deliver))
+    actions = coordinator.on_message(0, reply, 0.0)
+    delivered = [a.value for a in actions if isinstance(a, Deliver) and a.value.ok]
+    faults = [a.proof.reason for a in actions if isinstance(a, Evidence)]
+    verified, reason = bool(delivered), "; ".join(faults)
     report: dict[str, Any] = {
         "system": args.system, "method": args.method, "T": args.T, "D": problem.system.D, "batch": args.batch,
         "dtype": dtype_name, "device": device, "status": reply.status,
         "iterations": max(reply.iterations), "iterations_per_sequence": list(reply.iterations),
         "max_residual": max(reply.max_residual), "wall_s": reply.wall_ms / 1000.0,
-        "verified": outcome.ok, "verify_reason": outcome.reason,
+        "verified": verified, "verify_reason": reason,
     }
     if args.check:
         started = time.perf_counter()
@@ -118,8 +121,8 @@ def handle(args: argparse.Namespace) -> int:
         report["max_err_vs_seq"] = float((states - loop.states).abs().max())
         report["speedup"] = seq_wall / max(report["wall_s"], 1e-9)
     _print(report, as_json=args.json)
-    if reply.status != "converged" or not outcome.ok:
-        raise VerdictFailure(f"job {reply.status}, verified={outcome.ok} {outcome.reason}".strip())
+    if reply.status != "converged" or not verified:
+        raise VerdictFailure(f"job {reply.status}, verified={verified} {reason}".strip())
     return 0
 
 
