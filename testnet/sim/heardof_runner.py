@@ -113,9 +113,14 @@ def _stats(sim: PacketSim, cores: Sequence[RoundMachine], name: str, mode: str, 
     uniform = sum(1 for a in realized if predicates.uniform([a[p] for p in live])) / max(1, len(realized))
     k = f + 1 if name == "floodmin" else 1
     violations = list(sim.violations)
-    if len({repr(v) for v in decisions.values()}) > k and (name != "uv" or predicates.p_nosplit(realized)):
-        violations.append(f"agreement: {decisions}")
-    if name != "approx":
+    values = list(decisions.values())
+    if name == "approx":   # epsilon-agreement (epsilon = 1) and outputs within the input range
+        if values and (max(values) - min(values) > 1 or not min(inputs) <= min(values) <= max(values)
+                       <= max(inputs)):
+            violations.append(f"approximate agreement: {decisions}")
+    else:
+        if len({repr(v) for v in values}) > k and (name != "uv" or predicates.p_nosplit(realized)):
+            violations.append(f"agreement: {decisions}")
         violations += [f"validity: p{p} decided {v!r}" for p, v in decisions.items() if v not in inputs]
     if counters.get("decision_conflict"):
         violations.append("decision_conflict")
