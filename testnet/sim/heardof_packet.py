@@ -235,3 +235,11 @@ class PacketSim:
     def decisions(self) -> dict[int, Any]:
         return {p: st.decision for p, st in enumerate(self.stats) if st.decision is not NONE}
 
+
+
+def HoNetwork(cores: Sequence[Any], oracle: Oracle, *, seed: int,  # noqa: N802 - the spec's name
+              link: LinkParams | None = None) -> PacketSim:
+    """The packet simulator driven by an HO oracle: p's round-r message reaches q iff p in HO(q, r)
+    (delays well below the round timeout, so timeout-mode machines realize the oracle's sets)."""
+    return PacketSim(cores, seed=seed, oracle=oracle,
+                     link=link or LinkParams(delay_min_s=0.0001, delay_max_s=0.001))

@@ -19,7 +19,7 @@ from hedgerow.protocols.heardof.amp_over_ho import AmpOverHo
 from hedgerow.protocols.heardof.machine import MachineConfig, RoundMachine
 from hedgerow.testnet.sim.heardof_executor import LockstepResult, run_lockstep
 from hedgerow.testnet.sim.heardof_oracles import Oracle, RandomHOf, Silence, Split
-from hedgerow.testnet.sim.heardof_packet import AmpNode, Crash, LinkParams, PacketSim
+from hedgerow.testnet.sim.heardof_packet import AmpNode, Crash, HoNetwork, LinkParams, PacketSim
 
 
 @dataclass
@@ -129,7 +129,7 @@ def _oracle_run(alg_name: str, n: int, inputs: Sequence[Any], oracle: Oracle, se
     alg = make_algorithm(alg_name, n) if alg_name != "uv" else UniformVoting(n)
     cfg = MachineConfig(n=n, f=max(0, (n - 1) // 2), mode="timeout", timeout_s=0.02, catchup_k=n)
     cores = [RoundMachine(alg, p, inputs[p], instance=2, config=cfg) for p in range(n)]
-    sim = PacketSim(cores, seed=seed, oracle=oracle, link=LinkParams(delay_min_s=0.0001, delay_max_s=0.001))
+    sim = HoNetwork(cores, oracle, seed=seed)
     sim.run(until_s=max_rounds * 0.02, stop=_all_done)
     return sim, cores
 
