@@ -169,3 +169,17 @@ def test_amp_over_ho_state_survives_persistence() -> None:
     record = next(a.record for a in actions if type(a).__name__ == "Persist")
     restored = alg.decode_state(unpack_value(record.state))
     assert restored == m.state and pack_value(alg.encode_state(restored)) == record.state
+
+
+def test_lockstep_runs_replay_exactly_by_seed_and_by_script() -> None:
+    from hedgerow.testnet.sim.heardof_oracles import Scripted
+
+    inputs = [2, 0, 1, 1, 0]
+    first = run_lockstep(LastVoting(5), inputs, RandomAny(p_keep=0.6), seed=42, max_rounds=20,
+                         record_digests=True, stop_when=lambda r: False)
+    again = run_lockstep(LastVoting(5), inputs, RandomAny(p_keep=0.6), seed=42, max_rounds=20,
+                         record_digests=True, stop_when=lambda r: False)
+    assert first.trace == again.trace and first.digests == again.digests and first.states == again.states
+    scripted = run_lockstep(LastVoting(5), inputs, Scripted(table=first.trace), seed=0, max_rounds=20,
+                            record_digests=True, stop_when=lambda r: False)
+    assert scripted.digests == first.digests and scripted.decisions == first.decisions

@@ -249,3 +249,13 @@ def test_algorithm_exception_stops_only_this_instance() -> None:
     assert m.error is not None and m.error.instance == 4 and m.error.round == 0
     assert m.on_message(2, msg(0, 2, 1, instance=4), 0.0) == []
     assert m.decision is NONE
+
+
+def test_resume_rejects_a_record_whose_state_decided_without_a_decision() -> None:
+    from hedgerow.protocols.actions import InvariantViolation
+    from hedgerow.protocols.heardof.algorithms import FloodMinState
+
+    alg = FloodMin(4)
+    bad = HoRecord(1, 1, pack_value(FloodMinState(3, 3)), None)
+    with pytest.raises(InvariantViolation):
+        machine(alg).resume(bad, 0.0)

@@ -15,7 +15,16 @@ from collections.abc import Hashable
 from dataclasses import dataclass
 from typing import Any
 
-from hedgerow.protocols.actions import Action, Broadcast, Deliver, Evidence, Persist, Send, SetTimer
+from hedgerow.protocols.actions import (
+    Action,
+    Broadcast,
+    Deliver,
+    Evidence,
+    InvariantViolation,
+    Persist,
+    Send,
+    SetTimer,
+)
 from hedgerow.protocols.canonical import digest
 from hedgerow.protocols.crypto import SigningKey, VerifyKey
 from hedgerow.protocols.heardof.algorithms import NONE, HoAlgorithm
@@ -123,6 +132,10 @@ class RoundMachine:
         self._state_type = type(template)
         self.state = self._decode_state(unpack_value(record.state))
         self.decision = NONE if record.decision is None else unpack_value(record.decision)
+        own = self.alg.decision(self.state)
+        if own is not NONE and self.decision is NONE:  # check after load: a decided state has its record
+            raise InvariantViolation(f"HoRecord of instance {self.instance} round {record.round}: "
+                                     f"state decided {own!r} but the record holds no decision")
         if self.decision is not NONE and self.alg.colorless:
             self.linger_left = self.cfg.linger_rounds
         self._last_record = record
