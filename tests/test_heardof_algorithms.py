@@ -183,3 +183,29 @@ def test_lockstep_runs_replay_exactly_by_seed_and_by_script() -> None:
     scripted = run_lockstep(LastVoting(5), inputs, Scripted(table=first.trace), seed=0, max_rounds=20,
                             record_digests=True, stop_when=lambda r: False)
     assert scripted.digests == first.digests and scripted.decisions == first.decisions
+
+
+@settings(max_examples=25)
+@given(st.integers(3, 7), seeds, st.booleans())
+def test_lattice_agreement_over_ho_f_non_silenced_decide(n: int, seed: int, silence: bool) -> None:
+    f = (n - 1) // 2
+    rng = random.Random(seed)
+    silenced = frozenset(rng.sample(range(n), rng.randint(1, f))) if silence else frozenset()
+    oracle = Silence(silenced, 0, True, f) if silence else RandomHOf(f=f)
+    inputs = [rng.randrange(3 * n) for _ in range(n)]
+    alg = AmpOverHo(LatticeAgreement(), n, f)
+    live = [p for p in range(n) if p not in silenced]
+    res = run_lockstep(alg, inputs, oracle, seed=seed, max_rounds=40, k=None, check_validity=False,
+                       stop_when=lambda r: all(r.decisions[p] is not None for p in live))
+    decisions = {p: d for p, d in enumerate(res.decisions) if d is not None}
+    assert comparability_violations(decisions, inputs) == []
+    assert all(p in decisions for p in range(n) if p not in silenced)
+
+
+@given(st.integers(3, 6), seeds, st.floats(0.0, 1.0))
+def test_midpoint_outputs_stay_in_the_input_range_under_any_ho(n: int, seed: int, keep: float) -> None:
+    rng = random.Random(seed)
+    inputs = [rng.randint(0, 1000) for _ in range(n)]
+    res = run_lockstep(Midpoint(n, 0, 1000, 1), inputs, RandomAny(p_keep=keep), seed=seed, max_rounds=12,
+                       k=None, check_validity=False)
+    assert all(min(inputs) <= d <= max(inputs) for d in res.decisions if d is not None)
