@@ -259,3 +259,34 @@ def test_resume_rejects_a_record_whose_state_decided_without_a_decision() -> Non
     bad = HoRecord(1, 1, pack_value(FloodMinState(3, 3)), None)
     with pytest.raises(InvariantViolation):
         machine(alg).resume(bad, 0.0)
+
+
+class _NeverDecides:
+    name, colorless, period = "null", False, 1
+
+    def init(self, p: int, n: int, inp: Any) -> int:
+        return 0
+
+    def send(self, r: int, p: int, s: int, q: int) -> None:
+        return None
+
+    def transition(self, r: int, p: int, s: int, mb: Any) -> int:
+        return s + 1
+
+    def decision(self, s: int) -> Any:
+        return NONE
+
+    def valid_payload(self, r: int, payload: Any) -> bool:
+        return payload is None
+
+
+def test_a_laggard_catches_up_a_thousand_buffered_rounds_without_recursion() -> None:
+    m = machine(_NeverDecides(), n=4, f=1)
+    m.start(0.0)
+    for r in range(1, 1001):
+        for q in (1, 2):
+            m.on_message(q, msg(r, q, None), 0.0)
+    assert m.round == 0
+    m.on_message(1, msg(0, 1, None), 0.0)
+    m.on_message(2, msg(0, 2, None), 0.0)
+    assert m.round == 1001 and m.state == 1001 and len(m.trace) == 1001

@@ -122,6 +122,7 @@ class RoundMachine:
             return out
         self._state_type = type(self.state)
         self._enter(0, now, out)
+        self._evaluate(now, out, timer_fired=False)
         return out
 
     def resume(self, record: HoRecord, now: float) -> list[Action]:
@@ -141,6 +142,7 @@ class RoundMachine:
         self._last_record = record
         out: list[Action] = []
         self._enter(record.round, now, out)
+        self._evaluate(now, out, timer_fired=False)
         return out
 
     def on_message(self, sender: int, message: Any, now: float) -> list[Action]:
@@ -215,7 +217,6 @@ class RoundMachine:
                 self._store_current(sender, msg, payload, out)
         if self.cfg.mode == "timeout":
             out.append(SetTimer(("ho", self.instance, r, "round"), now + self.timeout_s))
-        self._evaluate(now, out, timer_fired=False)
 
     def _emit_round(self, r: int, payloads: list[Any], out: list[Action]) -> None:
         decided = None if self.decision is NONE else pack_value(self.decision)
@@ -235,7 +236,8 @@ class RoundMachine:
         return msg
 
     def _evaluate(self, now: float, out: list[Action], *, timer_fired: bool, grace: bool = False) -> None:
-        """R6: end the round when the mode's condition holds (repeatedly: future may fill rounds)."""
+        """R6: end the round when the mode's condition holds; a loop, not recursion, because buffered
+        future messages may complete many rounds at once (a laggard catching up in ho_f mode)."""
         while not self.halted and self.error is None:
             heard, n = len(self.mailbox), self.cfg.n
             if self.cfg.mode == "ho_f":
@@ -319,6 +321,7 @@ class RoundMachine:
             nxt = r + 1
             if nxt == target:
                 self._enter(nxt, now, out)
+                self._evaluate(now, out, timer_fired=False)
                 return
             self._enter_quietly(nxt, out)
 
