@@ -1,0 +1,32 @@
+"""Run the dashboard in the foreground: `run_dashboard(directory, port)` (what the CLI calls)."""
+
+from __future__ import annotations
+
+from functools import partial
+from pathlib import Path
+
+import trio
+
+from hedgerow.testnet.dashboard.collector import Collector
+from hedgerow.testnet.dashboard.server import TOKEN_FILE, serve, testnet_token
+from hedgerow.testnet.launcher import Testnet
+
+
+def run_dashboard(directory: Path, port: int = 0, testnet: Testnet | None = None) -> int:
+    """Serve until Ctrl-C; prints the URL (token after '#', so it never reaches a server log)."""
+    collector = Collector(directory, testnet)
+    token = testnet_token(directory)
+
+    async def serve_and_announce() -> None:
+        async with trio.open_nursery() as nursery:
+            base = await nursery.start(partial(serve, collector, token, port))
+            print(f"dashboard: {base}/#token={token}", flush=True)
+            print(f"control token: {token} (also in {Path(directory) / TOKEN_FILE}); Ctrl-C stops the "
+                  "dashboard, the nodes keep running", flush=True)
+
+    try:
+        trio.run(serve_and_announce)
+    except KeyboardInterrupt:
+        print("dashboard stopped", flush=True)
+        return 130
+    return 0

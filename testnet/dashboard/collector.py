@@ -1,0 +1,225 @@
+"""The dashboard's one view of a testnet: polls it once per interval, keeps a bounded history and a
+timeline, and wakes every page stream when a new snapshot differs from the last.
+
+One `Collector` per dashboard process, whatever the number of open pages: pages never poll nodes.
+Blocking work (RPC, /metrics, logs, control actions) runs in worker threads under one lock, and the
+testnet's records are re-read from `DIR/testnet.json` before each poll and action, so changes made
+with the CLI (`hedgerow testnet pause v2`) show up as well.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import trio
+
+from hedgerow.testnet.dashboard.control import Partition, current_partition, heal, node_action, partition
+from hedgerow.testnet.dashboard.sources import LogTail, ledger_view, read_jobs, scrape_metrics
+from hedgerow.testnet.launcher import Testnet
+
+T = TypeVar("T")
+EVENTS_MAX = 500
+HISTORY_POINTS_MAX = 600
+LEDGER_EVERY_TICKS = 3
+VIEW_EVENTS = frozenset({"timeout", "tc", "timeout_certificate", "nec", "no_endorsement", "evidence",
+                         "spec_revert", "revert", "view_change"})
+
+
+@dataclass(frozen=True)
+class Event:
+    seq: int
+    t: float  # unix seconds
+    kind: str  # fault | recovery | view | log
+    name: str
+    node: str
+    detail: str
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def node_state(view: dict[str, Any]) -> str:
+    if not view.get("alive"):
+        return "killed"
+    return "paused" if view.get("paused") else "alive"
+
+
+TRANSITIONS = {("alive", "paused"): ("fault", "paused"), ("paused", "alive"): ("recovery", "resumed"),
+               ("alive", "killed"): ("fault", "killed"), ("paused", "killed"): ("fault", "killed"),
+               ("killed", "alive"): ("recovery", "started")}
+
+
+Entry = tuple[str, str, str, str]  # kind, name, node, detail
+
+
+def diff_nodes(prev: dict[str, dict[str, Any]], cur: dict[str, dict[str, Any]]) -> list[Entry]:
+    """Timeline entries (kind, name, node, detail) between two polls of the node views."""
+    out: list[Entry] = []
+    for name, view in cur.items():
+        old = prev.get(name)
+        if old is None:
+            continue
+        change = TRANSITIONS.get((old["state"], view["state"]))
+        if change is not None:
+            detail = f"height {view.get('height') if view.get('height') is not None else old.get('height')}"
+            out.append((change[0], change[1], name, detail))
+        before, after = old.get("timeouts"), view.get("timeouts")
+        if before is not None and after is not None and after > before:
+            out.append(("view", "timeout", name, f"{int(after - before)} round timer(s) fired; "
+                                                 f"now round {view.get('round')}"))
+    return out
+
+
+class Collector:
+    def __init__(self, directory: Path, testnet: Testnet | None = None, *, interval_s: float = 1.0) -> None:
+        self.dir = Path(directory)
+        self.testnet = testnet if testnet is not None else Testnet.open(self.dir)
+        self.interval_s = interval_s
+        self.app = _app_of(self.testnet)
+        self.latest: dict[str, Any] | None = None
+        self.version = 0
+        self.history: deque[tuple[float, dict[str, int | None]]] = deque(maxlen=HISTORY_POINTS_MAX)
+        self.events: deque[Event] = deque(maxlen=EVENTS_MAX)
+        self._seq = 0
+        self._lock = threading.Lock()
+        self._events_lock = threading.Lock()
+        self._changed = trio.Event()
+        self._poked = trio.Event()
+        self._tail = LogTail()
+        self._views: dict[str, dict[str, Any]] = {}
+        self._partition: Partition | None = current_partition(self.dir)
+        self._ledger: dict[str, Any] | None = None
+        self._ticks = 0
+
+    # -- the testnet, under the lock ----------------------------------------------------------------
+
+    def _reload(self) -> None:
+        """Take the node records from testnet.json (another process may have changed them)."""
+        fresh = Testnet.open(self.dir)
+        self.testnet.nodes.clear()
+        self.testnet.nodes.update(fresh.nodes)
+
+    def _locked(self, work: Callable[[], T]) -> T:
+        with self._lock:
+            self._reload()
+            return work()
+
+    def status_document(self) -> dict[str, Any]:
+        """What `hedgerow testnet status --json` prints."""
+        return self._locked(lambda: {"nodes": [s.to_json() for s in self.testnet.status()]})
+
+    def act(self, action: str, name: str) -> str:
+        return self._locked(lambda: node_action(self.testnet, action, name))
+
+    def open_partition(self, side_a: list[str], side_b: list[str] | None) -> Partition:
+        return self._locked(lambda: partition(self.testnet, side_a, side_b))
+
+    def heal_partition(self) -> Partition:
+        return self._locked(lambda: heal(self.testnet))
+
+    # -- polling --------------------------------------------------------------------------------------
+
+    def poll(self) -> dict[str, Any]:
+        """One blocking poll of every node; records timeline events; returns the snapshot."""
+        statuses = self.status_document()["nodes"]
+        now = time.time()
+        views: dict[str, dict[str, Any]] = {}
+        for status in statuses:
+            view = dict(status)
+            view["state"] = node_state(view)
+            record = self.testnet.nodes[view["name"]]
+            if view["state"] == "alive":
+                view.update(scrape_metrics(record.metrics_port))
+            views[view["name"]] = view
+        for entry in diff_nodes(self._views, views):
+            self._note(now, *entry)
+        for name, record in list(self.testnet.nodes.items()):
+            for fields in self._tail.read(name, Path(record.home) / "data" / "logs" / "node.log"):
+                kind = "view" if fields["event"] in VIEW_EVENTS else "log"
+                detail = " ".join(f"{k}={v}" for k, v in fields.items() if k not in ("event", "node"))
+                self._note(now, kind, fields["event"], fields["node"], detail)
+        self._poll_partition(now)
+        if self.app == "grassroots" and self._ticks % LEDGER_EVERY_TICKS == 0:
+            running = [n for n, v in views.items() if v["state"] == "alive"]
+            self._ledger = ledger_view(self.testnet, running[0]) if running else self._ledger
+        self._ticks += 1
+        self._views = views
+        self.history.append((now, {name: view.get("height") for name, view in views.items()}))
+        return {"t": now, "dir": str(self.dir), "app": self.app, "nodes": list(views.values()),
+                "partition": None if self._partition is None else self._partition.to_json(),
+                "ledger": self._ledger, "jobs": read_jobs(self.dir)}
+
+    def _poll_partition(self, now: float) -> None:
+        found = current_partition(self.dir)
+        if found == self._partition:
+            return
+        if self._partition is not None:
+            self._note(now, "recovery", "heal", ",".join(self._partition.side_a),
+                       f"healed {self._partition.side_a} | {self._partition.side_b}")
+        if found is not None:
+            self._note(now, "fault", "partition", ",".join(found.side_a), f"{found.side_a} | {found.side_b}")
+        self._partition = found
+
+    def _note(self, t: float, kind: str, name: str, node: str, detail: str) -> None:
+        with self._events_lock:
+            self._seq += 1
+            self.events.append(Event(self._seq, t, kind, name, node, detail))
+
+    def events_after(self, seq: int) -> list[dict[str, Any]]:
+        with self._events_lock:
+            return [e.to_json() for e in self.events if e.seq > seq]
+
+    def history_json(self) -> dict[str, Any]:
+        points = list(self.history)
+        names = list(self.testnet.nodes)
+        return {"t": [t for t, _ in points], "names": names,
+                "heights": {n: [h.get(n) for _, h in points] for n in names}}
+
+    # -- the live loop ----------------------------------------------------------------------------------
+
+    def publish(self, snapshot: dict[str, Any]) -> None:
+        """Store a snapshot; wake the streams when it differs from the previous one (its time aside)."""
+        snapshot["events_seq"] = self._seq
+        changed = self.latest is None or _content(self.latest) != _content(snapshot)
+        self.latest = snapshot
+        if changed:
+            self.version += 1
+            self._changed.set()
+            self._changed = trio.Event()
+
+    async def run(self) -> None:
+        while True:
+            self.publish(await trio.to_thread.run_sync(self.poll))
+            with trio.move_on_after(self.interval_s):  # the poll period, cut short by a poke
+                await self._poked.wait()
+            self._poked = trio.Event()
+
+    def poke(self) -> None:
+        """Poll again now (after a control action), not at the end of the period."""
+        self._poked.set()
+
+    async def wait_newer(self, version: int) -> int:
+        while self.version <= version:
+            await self._changed.wait()
+        return self.version
+
+
+def _content(snapshot: dict[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in snapshot.items() if key != "t"}
+
+
+def _app_of(testnet: Testnet) -> str:
+    for record in testnet.nodes.values():
+        try:
+            genesis = json.loads((Path(record.home) / "config" / "genesis.json").read_text())
+        except (OSError, ValueError):
+            continue
+        return str(genesis.get("app", "kv"))
+    return "kv"
