@@ -96,3 +96,11 @@ def test_rounds_sim_cli(capsys: pytest.CaptureFixture[str]) -> None:
         assert all(r["undecided"] == [] for r in out["runs"])
     assert main(["rounds", "--algorithm", "otr", "--inputs", "0,1", "--sim"]) == 2      # n <= 2f
     assert main(["rounds", "--algorithm", "otr", "--inputs", "0,1,1,0"]) == 2           # needs --sim
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("scenario", ["s1-amp-rounds", "s2-ho-oracle", "s3-colorless", "s4-separation",
+                                      "s5-equivalence", "s6-restart", "s7-approx"])
+def test_scenario_campaigns_200_seeds(capsys: pytest.CaptureFixture[str], scenario: str) -> None:
+    code, out = sim(capsys, scenario, "0-199")
+    assert code == 0 and out["violations"] == []
