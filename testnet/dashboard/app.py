@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 from functools import partial
 from pathlib import Path
 
@@ -17,16 +18,20 @@ def run_dashboard(directory: Path, port: int = 0, testnet: Testnet | None = None
     collector = Collector(directory, testnet)
     token = testnet_token(directory)
 
-    async def serve_and_announce() -> None:
-        async with trio.open_nursery() as nursery:
-            base = await nursery.start(partial(serve, collector, token, port))
-            print(f"dashboard: {base}/#token={token}", flush=True)
-            print(f"control token: {token} (also in {Path(directory) / TOKEN_FILE}); Ctrl-C stops the "
-                  "dashboard, the nodes keep running", flush=True)
+    stopped_by: list[int] = []
 
-    try:
-        trio.run(serve_and_announce)
-    except KeyboardInterrupt:
-        print("dashboard stopped", flush=True)
-        return 130
-    return 0
+    async def serve_and_announce() -> None:
+        with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+            async with trio.open_nursery() as nursery:
+                base = await nursery.start(partial(serve, collector, token, port))
+                print(f"dashboard: {base}/#token={token}", flush=True)
+                print(f"control token: {token} (also in {Path(directory) / TOKEN_FILE}); Ctrl-C stops the "
+                      "dashboard, the nodes keep running", flush=True)
+                async for signum in signals:
+                    stopped_by.append(signum)
+                    nursery.cancel_scope.cancel()
+                    break
+
+    trio.run(serve_and_announce)
+    print("dashboard stopped", flush=True)
+    return 130 if stopped_by == [signal.SIGINT] else 0

@@ -137,6 +137,9 @@ class Collector:
             record = self.testnet.nodes[view["name"]]
             if view["state"] == "alive":
                 view.update(scrape_metrics(record.metrics_port))
+            last = self._views.get(view["name"])
+            if view["height"] is None and last is not None and last.get("height") is not None:
+                view["height"], view["height_stale"] = last["height"], True  # paused or killed: frozen
             views[view["name"]] = view
         for entry in diff_nodes(self._views, views):
             self._note(now, *entry)

@@ -138,6 +138,7 @@ function renderNodes(snapshot) {
     row.querySelector("td.state").className = `state state-${view.state}`;
     row.dataset.state = view.state;
     put("height", fmt(view.height));
+    row.querySelector("td.height").classList.toggle("stale", Boolean(view.height_stale));
     put("round", fmt(view.round));
     const leader = view.leader === null || view.leader === undefined ? null : validators[view.leader] ?? view.leader;
     put("leader", fmt(leader));
@@ -347,7 +348,10 @@ function connect() {
 
 window.addEventListener("DOMContentLoaded", () => {
   loadToken();
-  document.getElementById("token-save").addEventListener("click", saveToken);
+  document.getElementById("token-bar").addEventListener("submit", (event) => {
+    event.preventDefault();
+    saveToken();
+  });
   document.getElementById("partition-btn").addEventListener("click", openPartition);
   document.getElementById("heal-btn").addEventListener("click", () => post("/api/heal"));
   window.addEventListener("resize", () => { state.chartNames = ""; renderChart(); });
