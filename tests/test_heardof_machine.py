@@ -290,3 +290,23 @@ def test_a_laggard_catches_up_a_thousand_buffered_rounds_without_recursion() -> 
     m.on_message(1, msg(0, 1, None), 0.0)
     m.on_message(2, msg(0, 2, None), 0.0)
     assert m.round == 1001 and m.state == 1001 and len(m.trace) == 1001
+
+
+def test_signed_mode_ignores_unsigned_decided_notices() -> None:
+    keys = [SigningKey.from_label(f"ho-{i}") for i in range(4)]
+    cfg = MachineConfig(n=4, f=1, sign_round_msgs=True, linger_rounds=0)
+    verify = [k.public for k in keys]
+    m = RoundMachine(FloodMin(4), 3, 9, instance=1, config=cfg, signing_key=keys[3], verify_keys=verify)
+    m.start(0.0)
+    m.on_message(0, DecidedNotice(1, 0, 0, pack_value(3), None), 0.0)
+    assert m.decision is NONE and m.counters["rejected:notice"] == 1
+    decider = RoundMachine(FloodMin(4), 0, 3, instance=1, config=cfg, signing_key=keys[0], verify_keys=verify)
+    decider.start(0.0)
+    out: list[Action] = []
+    for q in (1, 2):
+        peer = RoundMachine(FloodMin(4), q, 5, instance=1, config=cfg, signing_key=keys[q],
+                            verify_keys=verify)
+        out += decider.on_message(q, sends(peer.start(0.0))[0], 0.0)
+    notice = next(a.message for a in out if isinstance(a, Broadcast) and isinstance(a.message, DecidedNotice))
+    m.on_message(0, notice, 0.0)
+    assert m.decision == 3

@@ -392,6 +392,12 @@ class RoundMachine:
             return False
         return self.verify_keys[msg.sender].verify(msg.sig, SIGN_DOMAIN, self.cfg.chain_id, msg.sign_fields())
 
+    def _notice_ok(self, notice: DecidedNotice) -> bool:
+        if notice.sig is None or self.verify_keys is None:
+            return False
+        fields = ["notice", notice.instance, notice.sender, notice.round, notice.value]
+        return self.verify_keys[notice.sender].verify(notice.sig, SIGN_DOMAIN, self.cfg.chain_id, fields)
+
     def _store_current(self, sender: int, msg: RoundMsg, payload: Any, out: list[Action]) -> None:
         """R5: first message per sender wins; a different second one is a conflicting duplicate."""
         previous = self._mailbox_msgs.get(sender)
@@ -418,7 +424,8 @@ class RoundMachine:
         self._decide(value, self.round, out)
 
     def _on_notice(self, sender: int, notice: DecidedNotice, now: float, out: list[Action]) -> None:
-        if notice.instance != self.instance or notice.sender != sender or not self.alg.colorless:
+        if notice.instance != self.instance or notice.sender != sender or not self.alg.colorless \
+                or not 0 <= sender < self.cfg.n or (self.cfg.sign_round_msgs and not self._notice_ok(notice)):
             self.counters["rejected:notice"] += 1
             return
         if self.decision is NONE:
