@@ -48,6 +48,7 @@ SIGNED_KINDS = {m.VoteMsg: "vote", m.TimeoutMsg: "timeout", m.Proposal: "proposa
                 m.NoEndorseMsg: "ne", m.RoundRecovery: "recovery"}
 VOTES_SEEN_MAX = 20_000
 TX_BATCH_MAX = 512
+DEFAULT_VOTE_PACE_MS = 100
 
 
 def validator_set(node: Node) -> ValidatorSet:
@@ -61,6 +62,9 @@ def params_of(node: Node) -> Params:
     if isinstance(genesis_params, dict):
         merged.update(genesis_params)
     merged.update(node.config.consensus)
+    # A real node paces its votes (spec §8: 100 ms on testnets, 0 only for benchmarks): an idle chain
+    # then makes ~10 empty blocks/s instead of spinning, and a single validator cannot self-loop.
+    merged.setdefault("vote_pace_ms", DEFAULT_VOTE_PACE_MS)
     try:
         return Params(**merged)
     except TypeError as error:
