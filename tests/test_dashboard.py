@@ -220,3 +220,17 @@ async def partition_seen_on_stream(client: httpx.AsyncClient, token: str) -> dic
                 if snapshot.get("partition"):
                     return snapshot
     raise AssertionError("the stream ended before showing the partition")
+
+
+def test_cli_partition_heal_and_dashboard_options(net_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["testnet", "partition", "v2,v3", "--from", "v0,v1", "--dir", str(net_dir), "--json"]
+    assert cli_main(argv) == 0
+    opened = json.loads(capsys.readouterr().out)
+    assert opened == {"side_a": ["v2", "v3"], "side_b": ["v0", "v1"], "configured_on": ["v2", "v3"]}
+    assert cli_main(["testnet", "partition", "v0", "--dir", str(net_dir)]) == 2  # one is open already
+    assert "already open" in capsys.readouterr().err
+    assert cli_main(["testnet", "heal", "--dir", str(net_dir)]) == 0
+    assert current_partition(net_dir) is None
+    with pytest.raises(SystemExit):
+        cli_main(["testnet", "up", "--help"])
+    assert "--dashboard" in capsys.readouterr().out

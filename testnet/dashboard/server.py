@@ -114,29 +114,31 @@ def build_app(collector: Collector, token: str) -> Starlette:
             return JSONResponse({"error": "no snapshot yet"}, status_code=503)
         return JSONResponse(collector.latest)
 
-    async def events(version: int) -> AsyncIterator[bytes]:
-        seq = 0
+    async def events() -> AsyncIterator[bytes]:
+        streams["open"] += 1
         try:
+            version = collector.version  # read with `latest` below, no checkpoint in between
             yield _sse("init", {"history": collector.history_json(), "snapshot": collector.latest,
                                 "events": collector.events_after(0)})
             seq = collector.latest["events_seq"] if collector.latest else 0
             while True:
-                with trio.move_on_after(KEEPALIVE_S):
-                    version = await collector.wait_newer(version)
-                    latest = collector.latest
-                    assert latest is not None
-                    yield _sse("snapshot", {**latest, "events": collector.events_after(seq)})
-                    seq = latest["events_seq"]
+                newer = None
+                with trio.move_on_after(KEEPALIVE_S):  # no yield inside the scope (async generator)
+                    newer = await collector.wait_newer(version)
+                if newer is None:
+                    yield b": keepalive\n\n"
                     continue
-                yield b": keepalive\n\n"
+                version, latest = newer, collector.latest
+                assert latest is not None
+                yield _sse("snapshot", {**latest, "events": collector.events_after(seq)})
+                seq = latest["events_seq"]
         finally:
             streams["open"] -= 1
 
     async def stream(request: Request) -> Response:
         if streams["open"] >= STREAMS_MAX:
             return JSONResponse({"error": f"too many open streams (max {STREAMS_MAX})"}, status_code=503)
-        streams["open"] += 1
-        return StreamingResponse(events(collector.version), media_type="text/event-stream",
+        return StreamingResponse(events(), media_type="text/event-stream",
                                  headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
 
     def guarded(handler: Handler) -> Handler:
