@@ -209,6 +209,8 @@ class GcCoordinator:
         self.malformed_by_worker[i] += 1
         if self.malformed_by_worker[i] >= self.cfg.malformed_max:
             self.quarantined.add(i)
+            if len(self.quarantined) == self.n:
+                return self._abort("every worker quarantined for malformed replies")
             if self.job.mode == "exact" and len(self.quarantined) > self.job.s:
                 return self._abort(f"{len(self.quarantined)} workers quarantined for malformed replies "
                                    f"(more than s={self.job.s})")
@@ -306,10 +308,10 @@ class GcCoordinator:
                                         bits_round + self.round_bits_late, self.round_bytes, fallback,
                                         float(residual)))
         self.open = False
+        self.round = t + 1
         self.empty_streak = self.empty_streak + 1 if not responders else 0
         if self.empty_streak >= self.cfg.max_empty_rounds:
-            return self._abort("no workers responding")
-        self.round = t + 1
+            return self._abort(f"no workers responding for {self.empty_streak} rounds")
         if self.round >= self.cfg.rounds:
             self.done = True
             self.result = GcJobResult(self.job.job_id, self.round, to_wire_values(self.w, "f64"),
