@@ -146,22 +146,29 @@ def test_partition_and_heal_through_the_api(net_dir: Path) -> None:
         assert client.post("/api/heal", headers=headers).status_code == 409
 
 
-def view(state: str, height: int | None, timeouts: float | None = None) -> dict[str, Any]:
-    return {"state": state, "height": height, "round": 7, "timeouts": timeouts}
+def view(state: str, height: int | None, round_: int | None = None,
+         timeouts: float | None = None) -> dict[str, Any]:
+    return {"state": state, "height": height, "round": round_, "timeouts": timeouts}
 
 
 def test_timeline_entries_from_state_changes() -> None:
-    prev = {"v0": view("alive", 5, 1.0), "v1": view("alive", 5), "v2": view("paused", 4),
+    prev = {"v0": view("alive", 5, 9, 1.0), "v1": view("alive", 5, 9), "v2": view("paused", 4),
             "v3": view("killed", None)}
-    cur = {"v0": view("alive", 6, 3.0), "v1": view("paused", None), "v2": view("alive", 6),
-           "v3": view("alive", 2)}
+    cur = {"v0": view("alive", 6, 10, 1.0), "v1": view("paused", None), "v2": view("alive", 6, 10),
+           "v3": view("alive", 2, 3)}
     entries = diff_nodes(prev, cur)
-    assert ("view", "timeout", "v0", "2 round timer(s) fired; now round 7") in entries
     assert ("fault", "paused", "v1", "height 5") in entries
     assert ("recovery", "resumed", "v2", "height 6") in entries
     assert ("recovery", "started", "v3", "height 2") in entries
-    assert len(entries) == 4
+    assert len(entries) == 3  # v0: one round, one commit: no view change
     assert diff_nodes({}, cur) == []
+
+
+def test_rounds_without_commits_are_one_view_change() -> None:
+    prev = {"v0": view("alive", 5, 9, 1.0), "v1": view("alive", 5, 9, 0.0), "v2": view("alive", 5, 9)}
+    cur = {"v0": view("alive", 6, 12, 3.0), "v1": view("alive", 5, 11, 1.0), "v2": view("alive", 6, 10)}
+    detail = "2 round(s) ended without a commit; now round 12; 3 round timer(s) fired"
+    assert diff_nodes(prev, cur) == [("view", "view change", "v0,v1", detail)]
 
 
 def test_log_tail_reads_new_whole_event_lines(tmp_path: Path) -> None:

@@ -60,8 +60,12 @@ Entry = tuple[str, str, str, str]  # kind, name, node, detail
 
 
 def diff_nodes(prev: dict[str, dict[str, Any]], cur: dict[str, dict[str, Any]]) -> list[Entry]:
-    """Timeline entries (kind, name, node, detail) between two polls of the node views."""
+    """Timeline entries (kind, name, node, detail) between two polls of the node views: state changes
+    per node, and one `view change` entry when running nodes moved through rounds that committed
+    nothing (a round that ends by timeout rather than by a commit)."""
     out: list[Entry] = []
+    skipped: dict[str, int] = {}
+    fired = 0
     for name, view in cur.items():
         old = prev.get(name)
         if old is None:
@@ -70,11 +74,23 @@ def diff_nodes(prev: dict[str, dict[str, Any]], cur: dict[str, dict[str, Any]]) 
         if change is not None:
             detail = f"height {view.get('height') if view.get('height') is not None else old.get('height')}"
             out.append((change[0], change[1], name, detail))
-        before, after = old.get("timeouts"), view.get("timeouts")
-        if before is not None and after is not None and after > before:
-            out.append(("view", "timeout", name, f"{int(after - before)} round timer(s) fired; "
-                                                 f"now round {view.get('round')}"))
+        if old["state"] != "alive" or view["state"] != "alive":
+            continue
+        rounds, heights = _delta(old, view, "round"), _delta(old, view, "height")
+        if rounds is not None and heights is not None and rounds > max(heights, 0):
+            skipped[name] = int(rounds - max(heights, 0))
+        fired += int(_delta(old, view, "timeouts") or 0)
+    if skipped:
+        worst = max(skipped, key=lambda n: skipped[n])
+        detail = f"{skipped[worst]} round(s) ended without a commit; now round {cur[worst].get('round')}"
+        out.append(("view", "view change", ",".join(sorted(skipped)),
+                    detail + (f"; {fired} round timer(s) fired" if fired else "")))
     return out
+
+
+def _delta(old: dict[str, Any], new: dict[str, Any], key: str) -> float | None:
+    before, after = old.get(key), new.get(key)
+    return None if before is None or after is None else float(after) - float(before)
 
 
 class Collector:
@@ -102,9 +118,7 @@ class Collector:
 
     def _reload(self) -> None:
         """Take the node records from testnet.json (another process may have changed them)."""
-        fresh = Testnet.open(self.dir)
-        self.testnet.nodes.clear()
-        self.testnet.nodes.update(fresh.nodes)
+        self.testnet.nodes = Testnet.open(self.dir).nodes  # one assignment: readers see old or new
 
     def _locked(self, work: Callable[[], T]) -> T:
         with self._lock:

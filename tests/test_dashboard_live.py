@@ -1,0 +1,56 @@
+"""The dashboard's partition and heal on a live 4-node testnet, through its HTTP API: the cut-off node
+stops committing while the other three go on, and catches up once healed."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from starlette.testclient import TestClient
+
+from hedgerow.testnet import launcher
+from hedgerow.testnet.dashboard.collector import Collector
+from hedgerow.testnet.dashboard.server import TOKEN_HEADER, build_app
+from hedgerow.testnet.dashboard.server import testnet_token as token_of
+from hedgerow.testnet.manifest import default_manifest
+
+pytestmark = pytest.mark.multiprocess
+DEADLINE_S = 30.0
+
+
+@pytest.fixture
+def live_net(tmp_path: Path) -> Iterator[launcher.Testnet]:
+    result = launcher.up(tmp_path / "net", default_manifest(4), deadline_s=60.0)
+    try:
+        yield result.testnet
+    finally:
+        launcher.Testnet.open(result.testnet.dir).kill_all()
+
+
+def test_partition_and_heal_a_live_node_from_the_api(live_net: launcher.Testnet) -> None:
+    directory = live_net.dir
+    headers = {TOKEN_HEADER: token_of(directory)}
+    reader = launcher.Testnet.open(directory)  # the collector and its worker threads own their own
+
+    def heights(*names: str) -> dict[str, int]:
+        return reader.heights(list(names) or None)
+
+    app = build_app(Collector(directory), token_of(directory))
+    with TestClient(app, base_url="http://127.0.0.1", backend="trio", client=("127.0.0.1", 50000)) as client:
+        reply = client.post("/api/partition", json={"a": ["v3"]}, headers=headers)
+        assert reply.status_code == 200, reply.text
+        assert reply.json()["partition"]["configured_on"] == ["v3"]
+        reader = launcher.Testnet.open(directory)  # v3 runs under a new pid
+        cut = launcher.wait_until(lambda: heights()["v3"] >= 0 and heights(), DEADLINE_S,
+                                  "v3 up again with the cut")
+        launcher.wait_until(lambda: all(h >= cut[n] + 5 for n, h in heights("v0", "v1", "v2").items()),
+                            DEADLINE_S, "v0..v2 to commit 5 blocks while v3 is cut off")
+        assert heights("v3")["v3"] <= cut["v3"] + 1, "the cut-off node kept committing"
+        status = client.get("/api/status").json()
+        assert [n["alive"] for n in status["nodes"]] == [True] * 4
+
+        assert client.post("/api/heal", headers=headers).status_code == 200
+        reader = launcher.Testnet.open(directory)
+        top = max(heights("v0", "v1", "v2").values())
+        launcher.wait_until(lambda: heights("v3")["v3"] > top, DEADLINE_S, "v3 to catch up after heal")
