@@ -54,6 +54,10 @@ def run_node(args: argparse.Namespace) -> int:
     logging.basicConfig(level=getattr(logging, str(args.log_level).upper(), logging.WARNING),
                         format="%(asctime)s %(levelname)s %(name)s %(message)s", stream=sys.stderr)
     node = Node(load_node_config(_home(args)))
+    if "perturb" in node.config.raw or "byzantine" in node.config.raw:  # testnet fault control
+        from hedgerow.testnet.perturb_node import install
+
+        install(node)
     try:
         code: int = trio.run(node.run)
     except ActorCrashed as crash:

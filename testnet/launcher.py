@@ -171,6 +171,7 @@ def _write_home(home: Path, spec: NodeSpec, keys: dict[str, SigningKey], genesis
         f'listen = "127.0.0.1:{metrics}"',
         "",
     ]
+    lines += ["[perturb]", "rpc = true  # run-time fault control (testnet/perturb_node.py)", ""]
     if spec.byzantine:
         lines += ["[byzantine]", f"flags = {_toml_value(list(spec.byzantine))}", ""]
     if manifest.mempool:
