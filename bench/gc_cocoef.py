@@ -1,6 +1,6 @@
 """Benchmark of gradient coding with COCO-EF (spec section 10).
 
-    .venv/bin/python bench/gc_cocoef.py [--quick] [--json FILE] [--png FILE]
+    .venv/bin/python bench/gc_cocoef.py [--quick] [--json FILE] [--png FILE]   # default bench/out/
 
 (1) per method and straggler probability p: final gap, uplink bits and virtual time to reach gap 1e-3,
     compute load d; (2) per compressor: nominal bits, wire bytes, ratio to dense f32; (3) rounds/s of
@@ -18,6 +18,7 @@ import math
 import sys
 import time
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -177,9 +178,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="1 seed, p in {0, 0.2, 0.4}: under a minute")
-    parser.add_argument("--json", default="bench_gc_cocoef.json", help="JSON output file")
-    parser.add_argument("--png", default="bench_gc_cocoef.png", help="PNG of gap vs uplink bits")
+    parser.add_argument("--json", default="bench/out/gc_cocoef.json", help="JSON output file")
+    parser.add_argument("--png", default="bench/out/gc_cocoef.png", help="PNG of gap vs uplink bits")
     args = parser.parse_args(argv)
+    for path in (args.json, args.png):
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
     ps = [0.0, 0.2, 0.4] if args.quick else [0.0, 0.1, 0.2, 0.3, 0.4, 0.5]
     seeds = range(1) if args.quick else range(3)
     started = time.perf_counter()
