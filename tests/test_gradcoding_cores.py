@@ -122,11 +122,12 @@ def test_start_sends_spec_then_persists_before_the_first_request() -> None:
     actions = coordinator(job).start(0.0)
     kinds = [type(a).__name__ + ":" + type(getattr(a, "message", getattr(a, "record", None))).__name__
              for a in actions]
-    assert kinds[:4] == ["Send:GcJobSpec"] * 4
-    assert kinds[4] == "Persist:GcCheckpoint"
-    assert kinds[5:9] == ["Send:GradRequest"] * 4
-    assert isinstance(actions[9], SetTimer) and actions[9].timer == ("gc_deadline", job.job_id, 0)
-    assert actions[9].at == 1.0
+    assert kinds[0] == "Persist:GcJobSpec"
+    assert kinds[1:5] == ["Send:GcJobSpec"] * 4
+    assert kinds[5] == "Persist:GcCheckpoint"
+    assert kinds[6:10] == ["Send:GradRequest"] * 4
+    assert isinstance(actions[10], SetTimer) and actions[10].timer == ("gc_deadline", job.job_id, 0)
+    assert actions[10].at == 1.0
 
 
 def run_round(coord: GcCoordinator, workers: list[GcWorker], reqs: dict[int, GradRequest],
@@ -280,6 +281,28 @@ def test_restart_from_checkpoint_resumes_at_its_round() -> None:
     coord.round = 4
     checkpoint = coord.checkpoint()
     restarted = GcCoordinator(job, GcConfig(rounds=5, deadline_s=math.inf), np.zeros(DIM), checkpoint)
-    reqs = requests(restarted.start(0.0))
+    actions = restarted.start(0.0)
+    assert not any(isinstance(a, Persist) and isinstance(a.record, GcJobSpec) for a in actions)
+    reqs = requests(actions)
     assert restarted.round == 4 and all(r.round == 4 for r in reqs.values())
     np.testing.assert_array_equal(np.frombuffer(reqs[0].weights, "<f4"), np.arange(DIM, dtype=np.float32))
+
+
+def test_p_hat_estimate_and_realized_weights() -> None:
+    job = setup().job_spec()
+    coord = coordinator(job, p=0.25, p_mode="estimate", rounds=10)
+    workers = started_workers(job)
+    reqs = requests(coord.start(0.0))
+    run_round(coord, workers, reqs, [0, 1], 0.1)
+    coord.on_timer(("gc_deadline", job.job_id, 0), 1.0)
+    assert coord.p_hat == pytest.approx(0.95 * 0.25 + 0.05 * 0.5)
+    assert coord.counters["bits_downlink"] == 2 * 4 * 32 * DIM  # two rounds opened, four workers
+    realized = coordinator(job, weights="realized")
+    reqs = requests(realized.start(0.0))
+    replies = {i: reply_of(w, reqs[i]) for i, w in enumerate(started_workers(job)) if i < 2}
+    for i, reply in replies.items():
+        realized.on_message(i, reply, 0.1)
+    realized.on_timer(("gc_deadline", job.job_id, 0), 1.0)
+    step = -realized.w  # eta = 1: w1 = -g_hat, with g_hat = (1/(d*|R|)) * sum of the two messages
+    expected = sum(decompress(r.payload) for r in replies.values()) / (2 * 2)
+    np.testing.assert_allclose(step, expected, rtol=1e-12)

@@ -114,7 +114,10 @@ class GcCoordinator:
         self.round = 0
         self.accepted_round = [-1] * self.n
         self.p_hat = cfg.p
+        self.resumed = checkpoint is not None
         if checkpoint is not None:
+            if checkpoint.job_id != job.job_id or len(checkpoint.accepted_round) != job.n:
+                raise ConfigError("checkpoint: belongs to another job")
             self.round = checkpoint.round
             self.w = from_wire_values(checkpoint.weights, "f64")
             self.accepted_round = list(checkpoint.accepted_round)
@@ -134,13 +137,16 @@ class GcCoordinator:
         self.epochs: list[int | None] = [None] * self.n
         self.counters = {key: 0 for key in (
             "late", "bad_round", "duplicate", "malformed", "unknown", "quarantined_dropped", "ef_resets",
-            "rounds_undecodable", "fallbacks", "bits_used", "bits_sent", "bytes_wire", "need_job")}
+            "rounds_undecodable", "fallbacks", "bits_used", "bits_sent", "bytes_wire", "need_job",
+            "bits_downlink")}
         self.result: GcJobResult | JobAbort | None = None
 
     # ------------------------------------------------------------------ core contract
 
     def start(self, now: float) -> list[Action]:
-        actions: list[Action] = [Send(i, self.job) for i in range(self.n)]
+        """Persist the job spec (fresh start only), send it to every worker, open the first round."""
+        actions: list[Action] = [] if self.resumed else [Persist(self.job)]
+        actions += [Send(i, self.job) for i in range(self.n)]
         return actions + self._open_round(now)
 
     def on_timer(self, timer: Any, now: float) -> list[Action]:
@@ -248,6 +254,7 @@ class GcCoordinator:
         weights = to_wire_values(self.w, self.job.wire_dtype)
         for i in range(self.n):
             if i not in self.quarantined:
+                self.counters["bits_downlink"] += 8 * len(weights)
                 actions.append(Send(i, GradRequest(self.job.job_id, self.round, weights,
                                                    self.accepted_round[i], 1.0)))
         if math.isfinite(self.cfg.deadline_s):

@@ -191,6 +191,7 @@ class TrainResult:
             "error_feedback": self.setup.error_feedback, "n": self.setup.n, "s": self.setup.s,
             "rounds": len(history), "final_loss": self.final_loss, "final_gap": self.final_gap,
             "bits_uplink": counters["bits_used"], "bits_sent": counters["bits_sent"],
+            "bits_downlink": counters["bits_downlink"],
             "bytes_wire": counters["bytes_wire"], "stragglers_seen": straggler_count(history, self.setup.n),
             "late_replies": counters["late"], "malformed": counters["malformed"],
             "duplicates": counters["duplicate"], "fallbacks": counters["fallbacks"],
