@@ -176,3 +176,35 @@ def _bad_payload() -> CompressedVector:
 
 TestCoordinatorMachine = CoordinatorMachine.TestCase
 TestCoordinatorMachine.settings = settings(max_examples=40, stateful_step_count=40, deadline=None)
+
+
+DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("name", ["identity", "topk", "randk", "sign"])
+@pytest.mark.parametrize("wire_dtype", ["f32", "f64"])
+def test_torch_api_matches_numpy(device: str, name: str, wire_dtype: str) -> None:
+    from hedgerow.compute.gradcoding import compress as np_compress
+    from hedgerow.compute.gradcoding import decompress, torch_api
+    from hedgerow.compute.gradcoding import ef_step as np_ef_step
+
+    rng = np.random.default_rng(7)
+    spec = CompressorSpec(name, 0.1)
+    e, v = rng.standard_normal(300), rng.standard_normal(300)
+    cv_t, e_t = torch_api.ef_step(torch.tensor(e, device=device), torch.tensor(v, device=device), spec,
+                                  np.random.default_rng(1), wire_dtype)
+    cv_n, e_n = np_ef_step(e, v, spec, np.random.default_rng(1), wire_dtype)
+    if name == "sign":
+        assert cv_t.signbits == cv_n.signbits and cv_t.scale == pytest.approx(cv_n.scale, rel=1e-6)
+    else:
+        assert cv_t == cv_n
+    c = decompress(cv_t, np.random.default_rng(1))
+    np.testing.assert_allclose(e_t.cpu().numpy() + c, e + v, rtol=0, atol=1e-12)
+    if name != "sign":
+        np.testing.assert_array_equal(e_t.cpu().numpy(), e_n)
+    grads = [torch.tensor(rng.standard_normal(5), device=device) for _ in range(2)]
+    b_row = np.array([0.5, 0.0, 2.0])
+    np.testing.assert_allclose(torch_api.encode(b_row, (0, 2), grads).cpu().numpy(),
+                               0.5 * grads[0].cpu().numpy() + 2.0 * grads[1].cpu().numpy())
+    assert np_compress(spec, v, np.random.default_rng(1), wire_dtype).dim == 300
