@@ -2,8 +2,12 @@
 
 Workers are addressed by their index `0..n-1` in `Send(to, ...)`; the node maps indices to peers and
 passes the worker index as `sender` to `on_message`. Timers are `("gc_deadline", job_id, round)`.
-Action order per round: `Persist(GcCheckpoint)` when due, then one `GradRequest` per worker, then the
-deadline `SetTimer`; at the end `Persist(GcCheckpoint)` then `Deliver(GcJobResult)`.
+Action order: at a fresh `start`, `Persist(GcJobSpec)` then one `Send(i, GcJobSpec)` per worker; per
+round, `Persist(GcCheckpoint)` when due, then one `GradRequest` per (non-quarantined) worker, then the
+deadline `SetTimer` (none when `deadline_s` is infinite); at the end `Persist(GcCheckpoint)` then
+`Deliver(GcJobResult)`; on abort one `Send(i, JobAbort)` per worker then `Deliver(JobAbort)`.
+After a crash, build it again with the last persisted `GcCheckpoint` and call `start`: it resumes at the
+checkpoint's round (workers keep their job and drop pending EF updates at or above that round).
 """
 
 from __future__ import annotations
