@@ -143,12 +143,10 @@ class Reference:
         bad, c = self.contract(b.offer_id, "offer", "to", a)
         if bad:
             return bad
+        if c["deadline"] <= self.now or (not c["open"] and c.get("how") is None):
+            return Code.OFFER_EXPIRED  # spec 5.3: EXPIRED, or now >= expires_at, comes before CLOSED
         if not c["open"]:
-            return (
-                Code.OFFER_EXPIRED
-                if c["deadline"] <= self.now and c.get("how") is None
-                else Code.CONTRACT_CLOSED
-            )
+            return Code.CONTRACT_CLOSED
         if b.terms_hash != terms_hash(b.offer_id, c["owner"], a, c["give"], c["want"], c["deadline"]):
             return Code.TERMS_MISMATCH
         if not self.has(a, c["want"]):

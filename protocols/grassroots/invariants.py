@@ -20,7 +20,7 @@ from hedgerow.protocols.grassroots.codes import (
     Kind,
     OfferState,
 )
-from hedgerow.protocols.grassroots.encoding import Malformed, decode_tx
+from hedgerow.protocols.grassroots.encoding import Malformed, decode_tx, packb
 from hedgerow.protocols.grassroots.handlers_settle import liquidity_date
 from hedgerow.protocols.grassroots.ledger import BlockResult, Ledger, Receipt
 from hedgerow.protocols.grassroots.ratios import owned_units
@@ -52,6 +52,8 @@ def check_state(state: LedgerState) -> list[str]:
                 f"conservation: class {key[0].hex()[:8]}@{key[1]} has {totals.get(key, 0)} units, "
                 f"minted-burned={expected}"
             )
+    if snapshot_bytes(state) != packb(state_wire(state)):
+        problems.append("app_hash: the cached state encoding differs from the canonical one")
     problems += _check_amounts(state)
     problems += _check_contracts(state)
     problems += _check_indexes(state)

@@ -118,6 +118,11 @@ class LedgerState:
     locked_escrows_by: dict[bytes, int] = field(default_factory=dict)
     open_claims_against: dict[bytes, int] = field(default_factory=dict)
     deadlines: list[tuple[int, int]] = field(default_factory=list)
+    # Encoding caches (never hashed as such): packed balance rows per clean holder, packed terminal
+    # contracts (terminal contracts never change). Every balance change goes through add/sub.
+    dirty_holders: set[bytes] = field(default_factory=set)
+    holder_bytes: dict[bytes, tuple[int, bytes]] = field(default_factory=dict)
+    terminal_bytes: dict[int, bytes] = field(default_factory=dict)
 
     # --- balances ------------------------------------------------------------------------------
     def free(self, holder: bytes, issuer: bytes, maturity: int) -> int:
@@ -136,10 +141,12 @@ class LedgerState:
             held = self.holdings[holder] = {}
         key = (issuer, maturity)
         held[key] = held.get(key, 0) + amount
+        self.dirty_holders.add(holder)
 
     def sub(self, holder: bytes, issuer: bytes, maturity: int, amount: int) -> None:
         held = self.holdings[holder]
         key = (issuer, maturity)
+        self.dirty_holders.add(holder)
         left = held[key] - amount
         if left < 0:
             raise ValueError("balance would go negative")  # callers check first; a bug if reached
@@ -220,8 +227,68 @@ def state_wire(state: LedgerState) -> list[Any]:
 
 
 def snapshot_bytes(state: LedgerState) -> bytes:
-    """The canonical encoding of the state; `app_hash == sha256(snapshot_bytes)`."""
-    return packb(state_wire(state))
+    """The canonical encoding of the state; `app_hash == sha256(snapshot_bytes)`.
+
+    Byte-identical to `packb(state_wire(state))` (checked by `check_state`), but built from cached
+    msgpack fragments: an array's encoding is its header followed by its packed items, so the rows of
+    holders untouched since the last call and of terminal contracts are packed once."""
+    parts = [array_header(11), packb([STATE_TAG, state.height, state.now, state.next_id])[1:],
+             packb([[key, value] for key, value in sorted(state.nonces.items())])]
+    parts += _balances_bytes(state)
+    supply = [[issuer, maturity, minted, state.burned.get((issuer, maturity), 0)]
+              for (issuer, maturity), minted in sorted(state.minted.items())]
+    parts.append(packb([supply, [[key, value] for key, value in sorted(state.default_count.items())]])[1:])
+    for contracts, is_open in ((state.offers, _offer_open), (state.escrows, _escrow_open),
+                               (state.claims, _claim_open)):
+        parts.append(array_header(len(contracts)))
+        for contract_id in sorted(contracts):
+            contract = contracts[contract_id]
+            if is_open(contract):
+                parts.append(packb(contract.wire()))
+                continue
+            cached = state.terminal_bytes.get(contract_id)
+            if cached is None:
+                cached = state.terminal_bytes[contract_id] = packb(contract.wire())
+            parts.append(cached)
+    return b"".join(parts)
+
+
+def _offer_open(contract: Any) -> bool:
+    return bool(contract.state == OfferState.OPEN)
+
+
+def _escrow_open(contract: Any) -> bool:
+    return bool(contract.state == EscrowState.LOCKED)
+
+
+def _claim_open(contract: Any) -> bool:
+    return bool(contract.state == ClaimState.OPEN)
+
+
+def _balances_bytes(state: LedgerState) -> list[bytes]:
+    cache = state.holder_bytes
+    for holder in state.dirty_holders:
+        held = state.holdings.get(holder)
+        if held:
+            rows = [[holder, issuer, maturity, amount] for (issuer, maturity), amount in sorted(held.items())]
+            cache[holder] = (len(rows), packb(rows)[len(array_header(len(rows))):])
+        else:
+            cache.pop(holder, None)
+    state.dirty_holders.clear()
+    holders = sorted(state.holdings)
+    if len(cache) != len(holders):
+        raise ValueError("balance cache out of step with holdings")  # a mutation bypassed add/sub
+    fragments = [cache[holder] for holder in holders]
+    return [array_header(sum(count for count, _ in fragments)), *(chunk for _, chunk in fragments)]
+
+
+def array_header(length: int) -> bytes:
+    """The msgpack header of an array of `length` items."""
+    if length < 16:
+        return bytes([0x90 | length])
+    if length < 2**16:
+        return b"\xdc" + length.to_bytes(2, "big")
+    return b"\xdd" + length.to_bytes(4, "big")
 
 
 def app_hash(state: LedgerState) -> bytes:
@@ -264,7 +331,7 @@ def restore_state(data: bytes) -> LedgerState:
         )
     for i, claimant, issuer, maturity, amount, opened_at, st in claims:
         state.claims[i] = ClaimContract(i, claimant, issuer, maturity, amount, opened_at, ClaimState(st))
-    if snapshot_bytes(state) != data:
+    if packb(state_wire(state)) != data:
         raise ValueError("ledger snapshot is not canonical")
     state.rebuild_indexes()
     return state

@@ -1,0 +1,277 @@
+"""Benchmark of the grassroots ledger (spec section 10).
+
+    .venv/bin/python bench/ledger.py [--quick] [--txs N] [--json FILE]
+
+Records a seeded, mostly valid workload (payments, credit-line swaps, redemptions, offers and
+accepts, escrows) by executing it once, then measures on one core (process CPU time, robust on a shared machine), in the same run: decode,
+signature verification and apply in µs/tx, app_hash ms/block at the reached state size, the
+invariant checker ms/block, and end-to-end `apply_block` tx/s with signatures over a replay of all
+committed txs from genesis, next to the raw Ed25519 verify/s (goal: tx/s >= 0.6 of verify/s). The
+replay must reach the recorded app_hash at every height. Default 100k txs; --quick 5k (CI).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import sys
+import time
+from typing import Any
+
+from hedgerow.node.output import console, table
+from hedgerow.protocols.crypto import SigningKey, VerifyKey
+from hedgerow.protocols.grassroots.client import Client
+from hedgerow.protocols.grassroots.codes import Code, OfferState
+from hedgerow.protocols.grassroots.encoding import Swap, Tx, cosign_message, decode_tx
+from hedgerow.protocols.grassroots.invariants import check_state
+from hedgerow.protocols.grassroots.ledger import HANDLERS, Ledger
+from hedgerow.protocols.grassroots.params import Params
+from hedgerow.protocols.grassroots.state import LedgerState, app_hash
+
+CHAIN = "bench"
+Block = tuple[int, int, list[bytes]]
+
+
+class Recorder:
+    """Builds blocks of mostly valid txs from the live state and commits them as it goes."""
+
+    def __init__(self, accounts: int, seed: int) -> None:
+        self.rng = random.Random(seed)
+        self.params = Params(chain_id=CHAIN)
+        self.clients = [Client(SigningKey.from_label(f"bench/{i}"), CHAIN) for i in range(accounts)]
+        self.ledger = Ledger(self.params, LedgerState())
+        self.blocks: list[Block] = []
+        self.hashes: list[bytes] = []
+        self.open_offers: list[tuple[int, Client, Client]] = []
+
+    def commit(self, txs: list[bytes]) -> None:
+        state = self.ledger.state
+        height = state.height + 1
+        result = self.ledger.apply_block(height, height, txs)
+        self.blocks.append((height, height, txs))
+        self.hashes.append(result.app_hash)
+        for receipt in result.receipts:
+            for event in receipt.events:
+                if event[0] == "offer":
+                    self.open_offers.append((event[1], self._client(event[3]), self._client(event[2])))
+
+    def _client(self, account: bytes) -> Client:
+        return self.by_account[account]
+
+    def record(self, txs_total: int, block_size: int) -> None:
+        self.by_account = {c.account: c for c in self.clients}
+        genesis = [c.mint(0, 1_000_000) for c in self.clients]
+        for start in range(0, len(genesis), block_size):
+            self.commit(genesis[start : start + block_size])
+        made = len(genesis)
+        while made < txs_total:
+            size = min(block_size, txs_total - made)
+            self.commit(self.block(size))
+            made += size
+
+    def block(self, size: int) -> list[bytes]:
+        txs: list[bytes] = []
+        while len(txs) < size:
+            tx = self.tx()
+            if tx is not None:
+                txs.append(tx)
+        return txs
+
+    def tx(self) -> bytes | None:
+        """One signed tx; built from the state before this block, so some fail (as in real blocks)."""
+        rng, state = self.rng, self.ledger.state
+        a, b = rng.sample(self.clients, 2)
+        roll = rng.random()
+        held = sorted(state.holdings.get(a.account, {}).items())
+        if roll < 0.45 or not held:  # payment in own coins or in a held class
+            (issuer, maturity), amount = (
+                rng.choice(held) if held and rng.random() < 0.5 else ((a.account, 0), 1)
+            )
+            return a.transfer(b.account, [(issuer, maturity, min(amount, rng.randint(1, 5)))])
+        if roll < 0.65:  # credit line or forward, cosigned by b
+            units, maturity = rng.randint(1, 20), rng.choice((0, 0, state.now + rng.randint(5, 400)))
+            if (
+                state.free(a.account, a.account, maturity) < units
+                or state.free(b.account, b.account, maturity) < units
+            ):
+                maturity = 0
+            return a.swap_with(
+                b, [(a.account, maturity, units)], [(b.account, maturity, units)], state.now + 50
+            )
+        if roll < 0.8:  # redemption of a held matured class, auto or explicit
+            mature = [(k, v) for k, v in held if k[0] != a.account and k[1] <= state.now]
+            if not mature:
+                return a.mint(state.now + rng.randint(1, 300), rng.randint(1, 50))
+            (issuer, maturity), amount = rng.choice(mature)
+            return a.redeem(issuer, maturity, min(amount, rng.randint(1, 3)))
+        if roll < 0.88 and self.open_offers:
+            offer_id, counterparty, _ = self.open_offers.pop(rng.randrange(len(self.open_offers)))
+            offer = state.offers[offer_id]
+            if offer.state != OfferState.OPEN:
+                return None
+            from hedgerow.protocols.grassroots.handlers_trade import offer_terms_hash
+
+            return counterparty.accept(offer_id, offer_terms_hash(offer))
+        if roll < 0.95:
+            return a.offer(
+                b.account,
+                [(a.account, 0, rng.randint(1, 9))],
+                [(b.account, 0, rng.randint(1, 9))],
+                state.now + rng.randint(2, 30),
+            )
+        return a.escrow_create(
+            b.account,
+            [(a.account, 0, rng.randint(1, 9))],
+            release_at=state.now + rng.randint(2, 40),
+            cancellable=True,
+        )
+
+
+def per_tx_us(seconds: float, count: int) -> float:
+    return seconds * 1e6 / max(count, 1)
+
+
+def measure(recorder: Recorder) -> dict[str, Any]:
+    params = recorder.params
+    all_txs = [raw for _, _, txs in recorder.blocks for raw in txs]
+    count = len(all_txs)
+    started = time.process_time()
+    decoded = [decode_tx(raw, params) for raw in all_txs]
+    decode_s = time.process_time() - started
+    checks = _signature_checks(decoded)
+    started = time.process_time()
+    verified = sum(VerifyKey(key).verify_raw(sig, message) for key, message, sig in checks)
+    verify_s = time.process_time() - started
+    assert verified == len(checks), "a recorded signature failed to verify"
+    apply_s = _apply_only(recorder, decoded)
+    replay = Ledger(params, LedgerState())
+    hash_s, started = 0.0, time.process_time()
+    for (height, now, txs), expected in zip(recorder.blocks, recorder.hashes, strict=True):
+        result = replay.apply_block(height, now, txs)
+        if result.app_hash != expected:
+            raise SystemExit(f"replay diverged at height {height}")
+    replay_s = time.process_time() - started
+    state = replay.state
+    started = time.process_time()
+    rounds = 5
+    for _ in range(rounds):
+        app_hash(state)
+    hash_ms = (time.process_time() - started) * 1e3 / rounds
+    started = time.process_time()
+    problems = check_state(state)
+    check_ms = (time.process_time() - started) * 1e3
+    verify_per_s = len(checks) / verify_s
+    tx_per_s = count / replay_s
+    ok = sum(1 for b in recorder.blocks for _ in b[2]) and _ok_share(recorder)
+    return {
+        "txs": count,
+        "blocks": len(recorder.blocks),
+        "ok_share": ok,
+        "signatures": len(checks),
+        "decode_us_per_tx": per_tx_us(decode_s, count),
+        "verify_us_per_tx": per_tx_us(verify_s, count),
+        "apply_us_per_tx": per_tx_us(apply_s, count),
+        "app_hash_ms_per_block": hash_ms,
+        "hash_amortised_us_per_tx": hash_ms * 1e3 * len(recorder.blocks) / count,
+        "state_balances": sum(len(h) for h in state.holdings.values()),
+        "state_contracts": len(state.offers) + len(state.escrows) + len(state.claims),
+        "invariant_check_ms_per_block": check_ms,
+        "invariant_violations": len(problems),
+        "replay_s": replay_s,
+        "end_to_end_tx_per_s": tx_per_s,
+        "ed25519_verify_per_s": verify_per_s,
+        "tx_per_s_over_verify_per_s": tx_per_s / verify_per_s,
+        "goal_ratio": 0.6,
+        "meets_3000_tx_per_s": tx_per_s >= 3000,
+        "replay_under_60s_per_100k": replay_s * 100_000 / count < 60,
+    }
+
+
+def _ok_share(recorder: Recorder) -> float:
+    ledger = Ledger(recorder.params, LedgerState())
+    ok = total = 0
+    for height, now, txs in recorder.blocks:
+        receipts = ledger.apply_block(height, now, txs).receipts
+        ok += sum(1 for r in receipts if r.code == Code.OK)
+        total += len(receipts)
+    return ok / max(total, 1)
+
+
+def _signature_checks(decoded: list[Tx]) -> list[tuple[bytes, bytes, bytes]]:
+    checks = []
+    for tx in decoded:
+        checks.append((tx.signer, tx.sign_payload, tx.sig))
+        body = tx.body
+        if isinstance(body, Swap):
+            checks.append(
+                (
+                    body.counterparty,
+                    cosign_message(
+                        tx.chain_id,
+                        tx.signer,
+                        tx.nonce,
+                        body.counterparty,
+                        body.give,
+                        body.want,
+                        body.expires_at,
+                    ),
+                    body.cosig,
+                )
+            )
+    return checks
+
+
+def _apply_only(recorder: Recorder, decoded: list[Tx]) -> float:
+    """Nonce check plus the kind's handler, with decode and signatures already done, hashes skipped."""
+    ledger = Ledger(recorder.params, LedgerState())
+    state, index, elapsed = ledger.state, 0, 0.0
+    from hedgerow.protocols.grassroots.deadlines import fire_deadlines
+
+    for height, now, txs in recorder.blocks:
+        state.height, state.now = height, now
+        fire_deadlines(state)
+        batch = decoded[index : index + len(txs)]
+        index += len(txs)
+        started = time.process_time()
+        for tx in batch:
+            if tx.nonce == state.nonces.get(tx.signer, 0):
+                state.nonces[tx.signer] = tx.nonce + 1
+                HANDLERS[tx.kind](state, recorder.params, tx)
+        elapsed += time.process_time() - started
+    return elapsed
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--quick", action="store_true", help="5k txs (CI)")
+    parser.add_argument("--txs", type=int, default=None, help="txs to record and replay (default 100k)")
+    parser.add_argument("--accounts", type=int, default=1000)
+    parser.add_argument("--block-size", type=int, default=500)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--json", dest="json_file", help="write the figures as JSON here")
+    args = parser.parse_args(argv)
+    txs = args.txs or (5_000 if args.quick else 100_000)
+    accounts = min(args.accounts, max(10, txs // 10))
+    started = time.process_time()
+    recorder = Recorder(accounts, args.seed)
+    recorder.record(txs, args.block_size)
+    figures = {
+        "seed": args.seed,
+        "accounts": accounts,
+        "block_size": args.block_size,
+        "record_s": time.process_time() - started,
+        **measure(recorder),
+    }
+    rows = [(name, f"{value:.3f}" if isinstance(value, float) else value) for name, value in figures.items()]
+    console.print(table("grassroots ledger (one core)", ["figure", "value"], rows))
+    if args.json_file:
+        with open(args.json_file, "w") as handle:
+            json.dump(figures, handle, indent=2, sort_keys=True)
+    return 0 if figures["invariant_violations"] == 0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
