@@ -23,6 +23,7 @@ class TransportConfig:
     send_queue_max: int = 1024  # frames waiting per connection
     inbox_max: int = 4096  # decoded messages waiting for the node
     observers_max: int = 64  # connections from peers outside the genesis validator set
+    handshakes_max: int = 64  # handshakes in progress at once; more are refused (`handshakes_full`)
     accept_observers: bool = True
     reconnect_base_s: float = 0.1
     reconnect_max_s: float = 10.0
@@ -35,7 +36,8 @@ class TransportConfig:
             raise ValueError("frame_bytes_max must be at least 1024")
         if not 0 < self.keepalive_interval_s < self.idle_timeout_s:
             raise ValueError("need 0 < keepalive_interval_s < idle_timeout_s")
-        if min(self.send_queue_max, self.inbox_max, self.write_batch_max) < 1 or self.observers_max < 0:
+        if min(self.send_queue_max, self.inbox_max, self.write_batch_max, self.handshakes_max) < 1 \
+                or self.observers_max < 0:
             raise ValueError("queue sizes must be positive")
         if not 0 < self.reconnect_base_s <= self.reconnect_max_s:
             raise ValueError("need 0 < reconnect_base_s <= reconnect_max_s")

@@ -66,6 +66,7 @@ class Transport:
         self._rng = random.Random(self.config.seed)
         self._delays = DelayLine(self._release_delayed, entries_max=self.config.inbox_max * 4)
         self._nursery: trio.Nursery | None = None
+        self._handshaking = 0
 
     # -- lifecycle -----------------------------------------------------------------------------
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
@@ -163,8 +164,11 @@ class Transport:
         """Handshake, then serve the connection until it closes. True when the handshake succeeded.
         Every failure closes the stream and is counted in `stats.closed` by reason."""
         config = self.config
+        if self._handshaking >= config.handshakes_max:
+            return await self._refuse(stream, "handshakes_full")
         framed = FramedStream(stream, frame_bytes_max=HANDSHAKE_FRAME_BYTES_MAX,
                               receive_bytes=config.receive_bytes)
+        self._handshaking += 1
         try:
             with trio.fail_after(config.handshake_timeout_s):
                 result = await run_handshake(framed, self.key, self.chain_id, initiator=outbound,
@@ -176,6 +180,8 @@ class Transport:
             return await self._refuse(stream, "handshake_timeout")
         except PeerProtocolError as error:
             return await self._refuse(stream, error.reason)
+        finally:
+            self._handshaking -= 1
         framed.decoder.frame_bytes_max = config.frame_bytes_max + SEAL_OVERHEAD
         conn = Connection(framed, result.session, result.peer, validator=validator, outbound=outbound,
                           address=address, config=config, stats=self.stats)

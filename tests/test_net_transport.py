@@ -205,6 +205,19 @@ async def test_peer_that_never_finishes_the_handshake_times_out(autojump_clock: 
         del silent
 
 
+async def test_concurrent_handshakes_are_bounded(autojump_clock: trio.abc.Clock) -> None:
+    a = make("a", TransportConfig(handshakes_max=3, handshake_timeout_s=2.0, seed=1))
+    async with running(a):
+        silent = [attack(a) for _ in range(5)]  # five connections that never say Hello
+        await wait_for(lambda: a.stats.closed["handshakes_full"] == 2)
+        await wait_for(lambda: a.stats.closed["handshake_timeout"] == 3)
+        b = make("b")
+        async with running(b):
+            connect(b, a)  # room again
+            await a.wait_connected([b.node_id])
+        del silent
+
+
 async def test_keepalive_holds_an_idle_link_and_silence_is_an_idle_timeout(
         autojump_clock: trio.abc.Clock) -> None:
     async with victim_with_a_good_peer() as (a, b):
@@ -304,6 +317,9 @@ async def test_one_way_partition_and_delay_through_transports(autojump_clock: tr
         assert (await c.inbox.receive()).message == Note(3, b"kept", b"")
         await wait_for(lambda: b.stats.dropped["fault_injected"] == 1)
         b.faults.heal()
+        a.faults.set_link(a.node_id, b.node_id, LinkFaults(duplicate=1.0))
+        await a.send(b.node_id, Note(5, b"twice", b""))
+        assert [(await b.inbox.receive()).message.seq for _ in range(2)] == [5, 5]
         a.faults.set_link(a.node_id, b.node_id, LinkFaults(delay_s=1.5))
         sent_at = trio.current_time()
         await a.send(b.node_id, Note(4, b"late", b""))
