@@ -22,7 +22,7 @@ from hedgerow.net.faults import FaultLayer
 from hedgerow.node.cli import main as cli_main
 from hedgerow.protocols.crypto import node_id_of
 from hedgerow.testnet import launcher
-from hedgerow.testnet.dashboard.collector import Collector, diff_nodes
+from hedgerow.testnet.dashboard.collector import Collector, diff_nodes, view_changes
 from hedgerow.testnet.dashboard.control import current_partition, heal, partition
 from hedgerow.testnet.dashboard.server import STATIC_DIR, TOKEN_HEADER, build_app, serve
 from hedgerow.testnet.dashboard.server import testnet_token as token_of
@@ -115,20 +115,21 @@ def node_ids(testnet: launcher.Testnet) -> dict[str, bytes]:
     return {name: node_id_of(bytes.fromhex(rec.public_key)) for name, rec in testnet.nodes.items()}
 
 
-def test_partition_goes_into_one_fault_layer_and_heals(net_dir: Path) -> None:
+def test_partition_goes_into_every_fault_layer_and_heals(net_dir: Path) -> None:
     testnet = launcher.Testnet.open(net_dir)
     configs = {name: Path(rec.home) / "config" / "node.toml" for name, rec in testnet.nodes.items()}
     before = {name: path.read_text() for name, path in configs.items()}
     opened = partition(testnet, ["v3"])
-    assert (opened.side_a, opened.side_b, opened.configured_on) == (["v3"], ["v0", "v1", "v2"], ["v3"])
+    assert (opened.side_a, opened.side_b) == (["v3"], ["v0", "v1", "v2"])
+    assert opened.configured_on == ["v0", "v1", "v2", "v3"]
+    assert (opened.synced, opened.restarted) == ([], [])  # nothing runs
     assert current_partition(net_dir) == opened
-    for name in ("v0", "v1", "v2"):
-        assert configs[name].read_text() == before[name]
-    layer = FaultLayer.from_config(tomllib.loads(configs["v3"].read_text())["faults"])
     ids = node_ids(testnet)
-    for other in ("v0", "v1", "v2"):
-        assert not layer.allows(ids[other], ids["v3"]) and not layer.allows(ids["v3"], ids[other])
-    assert layer.allows(ids["v0"], ids["v1"])
+    for name in configs:
+        layer = FaultLayer.from_config(tomllib.loads(configs[name].read_text())["faults"])
+        for other in ("v0", "v1", "v2"):
+            assert not layer.allows(ids[other], ids["v3"]) and not layer.allows(ids["v3"], ids[other])
+        assert layer.allows(ids["v0"], ids["v1"]) and layer.allows(ids["v2"], ids["v1"])
     with pytest.raises(Exception, match="already open"):
         partition(testnet, ["v0"])
     heal(testnet)
@@ -141,7 +142,7 @@ def test_partition_and_heal_through_the_api(net_dir: Path) -> None:
     with client_for(net_dir) as client:
         opened = client.post("/api/partition", json={"a": ["v0", "v1"], "b": ["v2"]}, headers=headers)
         assert opened.status_code == 200, opened.text
-        assert opened.json()["partition"]["configured_on"] == ["v2"]
+        assert opened.json()["partition"]["side_b"] == ["v2"]
         assert client.post("/api/heal", headers=headers).status_code == 200
         assert client.post("/api/heal", headers=headers).status_code == 409
 
@@ -160,15 +161,22 @@ def test_timeline_entries_from_state_changes() -> None:
     assert ("fault", "paused", "v1", "height 5") in entries
     assert ("recovery", "resumed", "v2", "height 6") in entries
     assert ("recovery", "started", "v3", "height 2") in entries
-    assert len(entries) == 3  # v0: one round, one commit: no view change
+    assert len(entries) == 3
     assert diff_nodes({}, cur) == []
 
 
 def test_rounds_without_commits_are_one_view_change() -> None:
-    prev = {"v0": view("alive", 5, 9, 1.0), "v1": view("alive", 5, 9, 0.0), "v2": view("alive", 5, 9)}
-    cur = {"v0": view("alive", 6, 12, 3.0), "v1": view("alive", 5, 11, 1.0), "v2": view("alive", 6, 10)}
-    detail = "2 round(s) ended without a commit; now round 12; 3 round timer(s) fired"
-    assert diff_nodes(prev, cur) == [("view", "view change", "v0,v1", detail)]
+    gaps: dict[str, int] = {}
+    first = {"v0": view("alive", 5, 9), "v1": view("alive", 5, 8), "v2": view("paused", 4)}
+    assert view_changes(first, gaps) == []
+    assert gaps == {"v0": 4, "v1": 3}
+    # One block in flight (gap + 1) is no view change; v1's gap shrinking moves its reference down.
+    assert view_changes({"v0": view("alive", 6, 11), "v1": view("alive", 7, 9)}, gaps) == []
+    assert gaps == {"v0": 4, "v1": 2}
+    entries = view_changes({"v0": view("alive", 6, 13), "v1": view("alive", 7, 12)}, gaps)
+    assert entries == [("view", "view change", "v0,v1",
+                        "3 round(s) ended without a commit (timeouts); now round 13")]
+    assert gaps == {"v0": 7, "v1": 5}
 
 
 def test_log_tail_reads_new_whole_event_lines(tmp_path: Path) -> None:
@@ -233,7 +241,8 @@ def test_cli_partition_heal_and_dashboard_options(net_dir: Path, capsys: pytest.
     argv = ["testnet", "partition", "v2,v3", "--from", "v0,v1", "--dir", str(net_dir), "--json"]
     assert cli_main(argv) == 0
     opened = json.loads(capsys.readouterr().out)
-    assert opened == {"side_a": ["v2", "v3"], "side_b": ["v0", "v1"], "configured_on": ["v2", "v3"]}
+    assert opened == {"side_a": ["v2", "v3"], "side_b": ["v0", "v1"],
+                      "configured_on": ["v0", "v1", "v2", "v3"], "synced": [], "restarted": []}
     assert cli_main(["testnet", "partition", "v0", "--dir", str(net_dir)]) == 2  # one is open already
     assert "already open" in capsys.readouterr().err
     assert cli_main(["testnet", "heal", "--dir", str(net_dir)]) == 0

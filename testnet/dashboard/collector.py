@@ -28,6 +28,7 @@ T = TypeVar("T")
 EVENTS_MAX = 500
 HISTORY_POINTS_MAX = 600
 LEDGER_EVERY_TICKS = 3
+VIEW_CHANGE_ROUNDS_MIN = 2
 VIEW_EVENTS = frozenset({"timeout", "tc", "timeout_certificate", "nec", "no_endorsement", "evidence",
                          "spec_revert", "revert", "view_change"})
 
@@ -60,12 +61,8 @@ Entry = tuple[str, str, str, str]  # kind, name, node, detail
 
 
 def diff_nodes(prev: dict[str, dict[str, Any]], cur: dict[str, dict[str, Any]]) -> list[Entry]:
-    """Timeline entries (kind, name, node, detail) between two polls of the node views: state changes
-    per node, and one `view change` entry when running nodes moved through rounds that committed
-    nothing (a round that ends by timeout rather than by a commit)."""
+    """Timeline entries (kind, name, node, detail) for the state changes between two polls."""
     out: list[Entry] = []
-    skipped: dict[str, int] = {}
-    fired = 0
     for name, view in cur.items():
         old = prev.get(name)
         if old is None:
@@ -74,23 +71,31 @@ def diff_nodes(prev: dict[str, dict[str, Any]], cur: dict[str, dict[str, Any]]) 
         if change is not None:
             detail = f"height {view.get('height') if view.get('height') is not None else old.get('height')}"
             out.append((change[0], change[1], name, detail))
-        if old["state"] != "alive" or view["state"] != "alive":
-            continue
-        rounds, heights = _delta(old, view, "round"), _delta(old, view, "height")
-        if rounds is not None and heights is not None and rounds > max(heights, 0):
-            skipped[name] = int(rounds - max(heights, 0))
-        fired += int(_delta(old, view, "timeouts") or 0)
-    if skipped:
-        worst = max(skipped, key=lambda n: skipped[n])
-        detail = f"{skipped[worst]} round(s) ended without a commit; now round {cur[worst].get('round')}"
-        out.append(("view", "view change", ",".join(sorted(skipped)),
-                    detail + (f"; {fired} round timer(s) fired" if fired else "")))
     return out
 
 
-def _delta(old: dict[str, Any], new: dict[str, Any], key: str) -> float | None:
-    before, after = old.get(key), new.get(key)
-    return None if before is None or after is None else float(after) - float(before)
+def view_changes(cur: dict[str, dict[str, Any]], gaps: dict[str, int]) -> list[Entry]:
+    """One `view change` entry when running nodes went through rounds that committed nothing.
+
+    A round that ends with a commit moves round and height together, so `round - height` (the gap)
+    stays put, give or take the one block in flight; a round that ends by timeout grows it by one.
+    `gaps` keeps each node's reference gap between polls (updated here): it follows the gap down,
+    and up whenever the growth (at least VIEW_CHANGE_ROUNDS_MIN) is reported."""
+    skipped: dict[str, int] = {}
+    for name, view in cur.items():
+        if view["state"] != "alive" or view.get("round") is None or view.get("height") is None:
+            continue
+        gap = int(view["round"]) - int(view["height"])
+        reference = gaps.get(name)
+        if reference is None or gap < reference:
+            gaps[name] = gap
+        elif gap - reference >= VIEW_CHANGE_ROUNDS_MIN:
+            skipped[name], gaps[name] = gap - reference, gap
+    if not skipped:
+        return []
+    worst = max(skipped, key=lambda n: skipped[n])
+    return [("view", "view change", ",".join(sorted(skipped)),
+             f"{skipped[worst]} round(s) ended without a commit (timeouts); now round {cur[worst]['round']}")]
 
 
 class Collector:
@@ -110,6 +115,7 @@ class Collector:
         self._poked = trio.Event()
         self._tail = LogTail()
         self._views: dict[str, dict[str, Any]] = {}
+        self._gaps: dict[str, int] = {}
         self._partition: Partition | None = current_partition(self.dir)
         self._ledger: dict[str, Any] | None = None
         self._ticks = 0
@@ -155,7 +161,7 @@ class Collector:
             if view["height"] is None and last is not None and last.get("height") is not None:
                 view["height"], view["height_stale"] = last["height"], True  # paused or killed: frozen
             views[view["name"]] = view
-        for entry in diff_nodes(self._views, views):
+        for entry in diff_nodes(self._views, views) + view_changes(views, self._gaps):
             self._note(now, *entry)
         for name, record in list(self.testnet.nodes.items()):
             for fields in self._tail.read(name, Path(record.home) / "data" / "logs" / "node.log"):
