@@ -111,13 +111,13 @@ def test_operator_associative(D: int, diag: bool, seed: int) -> None:
 
 
 def test_kalman_scan_parallel_equals_sequential() -> None:
-    S = torch.randn((1, 77, 3), generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    S = torch.randn((77, 1, 3), generator=torch.Generator().manual_seed(0), dtype=torch.float64)
     for diag in (True, False):
         method = "quasi_elk" if diag else "elk"
-        At = torch.randn((1, 77, 3) if diag else (1, 77, 3, 3), dtype=torch.float64,
+        At = torch.randn((77, 1, 3) if diag else (77, 1, 3, 3), dtype=torch.float64,
                          generator=torch.Generator().manual_seed(1))
-        At[:, 0] = 0
-        b = torch.randn((1, 77, 3), dtype=torch.float64, generator=torch.Generator().manual_seed(2))
+        At[0] = 0
+        b = torch.randn((77, 1, 3), dtype=torch.float64, generator=torch.Generator().manual_seed(2))
         lam = torch.tensor([0.5], dtype=torch.float64)
         e = elk_elements(At, b, S, lam, diag=diag)
         mp, cp = kalman_scan(e, diag=diag, parallel=True)
@@ -163,24 +163,25 @@ def test_elk_smoother_step_is_dense_lm_solve(lam: float, method: str) -> None:
 
 @pytest.mark.parametrize("diag", [True, False])
 def test_elk_tiny_lambda_is_deer_step(diag: bool) -> None:
+    """Time-major internals: Ã, b, y are [T,B,...]."""
     g = torch.Generator().manual_seed(11)
     T, D = 50, 4
     if diag:
-        At = 0.9 * (torch.rand((1, T, D), generator=g, dtype=torch.float64) * 2 - 1)
+        At = 0.9 * (torch.rand((T, 1, D), generator=g, dtype=torch.float64) * 2 - 1)
     else:
-        At = torch.randn((1, T, D, D), generator=g, dtype=torch.float64)
+        At = torch.randn((T, 1, D, D), generator=g, dtype=torch.float64)
         At = 0.9 * At / torch.linalg.matrix_norm(At, ord=2)[..., None, None]
-    At[:, 0] = 0
-    b = torch.randn((1, T, D), generator=g, dtype=torch.float64)
-    y = torch.randn((1, T, D), generator=g, dtype=torch.float64)
+    At[0] = 0
+    b = torch.randn((T, 1, D), generator=g, dtype=torch.float64)
+    y = torch.randn((T, 1, D), generator=g, dtype=torch.float64)
     lam = torch.tensor([1e-12], dtype=torch.float64)
     elk = elk_step(At, b, y, lam, diag=diag, smoother=True, parallel=True)
-    deer = linear_recurrence(At, b, diag=diag)
+    deer = linear_recurrence(At.movedim(0, -2 if diag else -3), b.movedim(0, -2), diag=diag).movedim(-2, 0)
     assert float((elk - deer).abs().max()) <= 1e-8
     # and the step function routes λ = 0 to DEER exactly
-    S_prev = torch.cat([torch.zeros((1, 1, D), dtype=torch.float64), y[:, :-1]], dim=1)
+    S_prev = torch.cat([torch.zeros((1, 1, D), dtype=torch.float64), y[:-1]], dim=0)
     F = b + (At * S_prev if diag else (At @ S_prev[..., None])[..., 0])
     zero = torch.zeros(1, dtype=torch.float64)
     method = "quasi_deer" if diag else "deer"
-    step = linear_step(method, y, S_prev, F, At, zero, NewtonConfig(method=method))  # type: ignore[arg-type]
+    step = linear_step(method, y, S_prev, F, At.clone(), zero, NewtonConfig(method=method))  # type: ignore[arg-type]
     assert float((step - deer).abs().max()) <= 1e-12

@@ -25,7 +25,9 @@ def linear_recurrence(A: Any, b: Any, *, diag: bool, parallel: bool = True, reve
                          f"for b of shape {list(bt.shape)}")
     if At.dtype != bt.dtype or bt.dtype not in (torch.float32, torch.float64):
         raise TypeError(f"A ({At.dtype}) and b ({bt.dtype}) must share a float32/float64 dtype")
-    x = solve_recurrence(At, bt, diag=diag, parallel=parallel, reverse=reverse)
+    A_tm = At.movedim(-2 if diag else -3, 0)  # time-major views for the scan
+    x = solve_recurrence(A_tm, bt.movedim(-2, 0), diag=diag, parallel=parallel, reverse=reverse)
+    x = x.movedim(0, -2).contiguous()
     return x.numpy() if numpy_backend else x
 
 

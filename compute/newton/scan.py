@@ -1,6 +1,7 @@
 """Associative scans for linear recurrences `x_t = A_t x_{t-1} + b_t`, `x_0 = 0` (spec 5.3).
 
-Shapes: b is `[..., T, D]`; A is `[..., T, D, D]` (dense) or `[..., T, D]` (diagonal). The parallel
+Shapes: time is axis 0 (time-major, so every odd/even slice is a contiguous block): b is
+`[T, ..., D]`; A is `[T, ..., D, D]` (dense) or `[T, ..., D]` (diagonal). The parallel
 form is the odd/even recursion of the spec: one batched combine of neighbouring pairs, a recursive
 scan of the pairs, one batched fix-up of the odd positions. Only the pairwise products of A are
 formed (the prefix products are never needed for the b-part), so the work is O(T) and the depth
@@ -17,11 +18,6 @@ import torch
 from torch import Tensor
 
 
-def _tslice(x: Tensor, sl: slice, *, matrix: bool) -> Tensor:
-    """Slice the time axis: -3 for a stack of matrices, -2 for a stack of vectors."""
-    return x[..., sl, :, :] if matrix else x[..., sl, :]
-
-
 def _apply(A: Tensor, x: Tensor, *, diag: bool) -> Tensor:
     """A_t x_t for every t (matrix-vector or elementwise)."""
     if diag:
@@ -34,56 +30,50 @@ def _compose(A_late: Tensor, A_early: Tensor, *, diag: bool) -> Tensor:
 
 
 def scan_parallel(A: Tensor, b: Tensor, *, diag: bool) -> Tensor:
-    """b-part of the inclusive prefixes E_t = e_t o ... o e_1, by the spec's odd/even recursion."""
-    T = b.shape[-2]
+    """b-part of the inclusive prefixes E_t = e_t o ... o e_1 (time on axis 0), odd/even recursion."""
+    T = b.shape[0]
     if T == 1:
         return b.clone()
     n = T // 2
-    A_odd = _tslice(A, slice(0, 2 * n, 2), matrix=not diag)   # e_1, e_3, ... (1-based)
-    A_even = _tslice(A, slice(1, 2 * n, 2), matrix=not diag)  # e_2, e_4, ...
-    b_odd = b[..., 0 : 2 * n : 2, :]
-    b_even = b[..., 1 : 2 * n : 2, :]
+    A_odd, A_even = A[0 : 2 * n : 2], A[1 : 2 * n : 2]  # e_1, e_3, ... and e_2, e_4, ... (1-based)
     pair_A = _compose(A_even, A_odd, diag=diag)
-    pair_b = _apply(A_even, b_odd, diag=diag) + b_even
+    pair_b = _apply(A_even, b[0 : 2 * n : 2], diag=diag)
+    pair_b += b[1 : 2 * n : 2]
     prefix = scan_parallel(pair_A, pair_b, diag=diag)  # prefix_j = E_{2j}
     del pair_A, pair_b
     out = torch.empty_like(b)
-    out[..., 0, :] = b[..., 0, :]
-    out[..., 1 : 2 * n : 2, :] = prefix
-    rest = (T - 1) // 2  # positions 2j+1 (1-based odd, j >= 1)
+    out[0] = b[0]
+    out[1 : 2 * n : 2] = prefix
+    rest = (T - 1) // 2  # odd positions 2j+1 (1-based), j >= 1
     if rest:
-        A_rest = _tslice(A, slice(2, T, 2), matrix=not diag)
-        out[..., 2:T:2, :] = _apply(A_rest, prefix[..., :rest, :], diag=diag) + b[..., 2:T:2, :]
+        fix = _apply(A[2:T:2], prefix[:rest], diag=diag)
+        torch.add(fix, b[2:T:2], out=out[2:T:2])
     return out
 
 
 def scan_sequential(A: Tensor, b: Tensor, *, diag: bool) -> Tensor:
-    """The reference loop: x_1 = b_1, x_t = A_t x_{t-1} + b_t."""
-    T = b.shape[-2]
+    """The reference loop: x_1 = b_1, x_t = A_t x_{t-1} + b_t (time on axis 0)."""
     out = torch.empty_like(b)
-    if T == 0:
+    if b.shape[0] == 0:
         return out
-    x = b[..., 0, :]
-    out[..., 0, :] = x
-    for t in range(1, T):
-        if diag:
-            x = A[..., t, :] * x + b[..., t, :]
-        else:
-            x = torch.matmul(A[..., t, :, :], x.unsqueeze(-1)).squeeze(-1) + b[..., t, :]
-        out[..., t, :] = x
+    x = b[0]
+    out[0] = x
+    for t in range(1, b.shape[0]):
+        x = _apply(A[t], x, diag=diag) + b[t]
+        out[t] = x
     return out
 
 
 def solve_recurrence(A: Tensor, b: Tensor, *, diag: bool, parallel: bool = True,
                      reverse: bool = False) -> Tensor:
-    """x_t = A_t x_{t-1} + b_t (x_0 = 0); reverse: x_t = A_t x_{t+1} + b_t (x_{T+1} = 0)."""
-    if b.shape[-2] == 0:
+    """x_t = A_t x_{t-1} + b_t (x_0 = 0); reverse: x_t = A_t x_{t+1} + b_t (x_{T+1} = 0). Time on axis 0."""
+    if b.shape[0] == 0:
         return torch.empty_like(b)
     if reverse:
-        A = torch.flip(A, dims=(-2,) if diag else (-3,))
-        b = torch.flip(b, dims=(-2,))
+        A = torch.flip(A, dims=(0,))
+        b = torch.flip(b, dims=(0,))
     x = scan_parallel(A, b, diag=diag) if parallel else scan_sequential(A, b, diag=diag)
-    return torch.flip(x, dims=(-2,)) if reverse else x
+    return torch.flip(x, dims=(0,)) if reverse else x
 
 
 # ---------------------------------------------------------------------------------------------
@@ -91,7 +81,7 @@ def solve_recurrence(A: Tensor, b: Tensor, *, diag: bool, parallel: bool = True,
 
 
 class KalmanElements(NamedTuple):
-    """Filter scan elements: dense A, C, J `[..,T,D,D]`, b, eta `[..,T,D]`; diagonal: all `[..,T,D]`."""
+    """Filter scan elements: dense A, C, J `[T,..,D,D]`, b, eta `[T,..,D]`; diagonal: all `[T,..,D]`."""
 
     A: Tensor
     b: Tensor
@@ -101,9 +91,7 @@ class KalmanElements(NamedTuple):
 
 
 def _index(e: KalmanElements, sl: slice, *, diag: bool) -> KalmanElements:
-    mat = not diag
-    return KalmanElements(_tslice(e.A, sl, matrix=mat), e.b[..., sl, :], _tslice(e.C, sl, matrix=mat),
-                          e.eta[..., sl, :], _tslice(e.J, sl, matrix=mat))
+    return KalmanElements(e.A[sl], e.b[sl], e.C[sl], e.eta[sl], e.J[sl])
 
 
 def kalman_combine(e1: KalmanElements, e2: KalmanElements, *, diag: bool) -> KalmanElements:
@@ -134,44 +122,36 @@ def kalman_combine(e1: KalmanElements, e2: KalmanElements, *, diag: bool) -> Kal
 
 
 def kalman_scan(e: KalmanElements, *, diag: bool, parallel: bool = True) -> tuple[Tensor, Tensor]:
-    """Filtered means (b-part) and covariances (C-part) of the inclusive prefixes."""
-    T = e.b.shape[-2]
+    """Filtered means (b-part) and covariances (C-part) of the inclusive prefixes (time on axis 0)."""
+    T = e.b.shape[0]
     if not parallel or T == 1:
         return _kalman_sequential(e, diag=diag)
     n = T // 2
-    early = _index(e, slice(0, 2 * n, 2), diag=diag)
-    late = _index(e, slice(1, 2 * n, 2), diag=diag)
-    pairs = kalman_combine(early, late, diag=diag)
-    del early, late
+    pairs = kalman_combine(_index(e, slice(0, 2 * n, 2), diag=diag), _index(e, slice(1, 2 * n, 2), diag=diag),
+                           diag=diag)
     pb, pC = kalman_scan(pairs, diag=diag, parallel=True)
     del pairs
     mean = torch.empty_like(e.b)
     cov = torch.empty_like(e.C)
-    mean[..., 0, :] = e.b[..., 0, :]
-    mean[..., 1 : 2 * n : 2, :] = pb
-    _tslice(cov, slice(0, 1), matrix=not diag).copy_(_tslice(e.C, slice(0, 1), matrix=not diag))
-    _tslice(cov, slice(1, 2 * n, 2), matrix=not diag).copy_(pC)
+    mean[0], cov[0] = e.b[0], e.C[0]
+    mean[1 : 2 * n : 2], cov[1 : 2 * n : 2] = pb, pC
     rest = (T - 1) // 2
     if rest:
-        zeros_eta = torch.zeros_like(pb[..., :rest, :])
-        prefix = KalmanElements(torch.zeros_like(_tslice(pC, slice(0, rest), matrix=not diag)),
-                                pb[..., :rest, :], _tslice(pC, slice(0, rest), matrix=not diag),
-                                zeros_eta, torch.zeros_like(_tslice(pC, slice(0, rest), matrix=not diag)))
+        # prefixes E_2j have A = 0, eta = 0, J = 0 exactly (e_1 has them), so only (b, C) are carried
+        zero_m = torch.zeros_like(pC[:rest])
+        prefix = KalmanElements(zero_m, pb[:rest], pC[:rest], torch.zeros_like(pb[:rest]), zero_m)
         combined = kalman_combine(prefix, _index(e, slice(2, T, 2), diag=diag), diag=diag)
-        mean[..., 2:T:2, :] = combined.b
-        _tslice(cov, slice(2, T, 2), matrix=not diag).copy_(combined.C)
+        mean[2:T:2], cov[2:T:2] = combined.b, combined.C
     return mean, cov
 
 
 def _kalman_sequential(e: KalmanElements, *, diag: bool) -> tuple[Tensor, Tensor]:
-    T = e.b.shape[-2]
+    T = e.b.shape[0]
     mean = torch.empty_like(e.b)
     cov = torch.empty_like(e.C)
     acc = _index(e, slice(0, 1), diag=diag)
-    mean[..., 0:1, :] = acc.b
-    _tslice(cov, slice(0, 1), matrix=not diag).copy_(acc.C)
+    mean[0:1], cov[0:1] = acc.b, acc.C
     for t in range(1, T):
         acc = kalman_combine(acc, _index(e, slice(t, t + 1), diag=diag), diag=diag)
-        mean[..., t : t + 1, :] = acc.b
-        _tslice(cov, slice(t, t + 1), matrix=not diag).copy_(acc.C)
+        mean[t : t + 1], cov[t : t + 1] = acc.b, acc.C
     return mean, cov

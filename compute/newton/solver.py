@@ -66,39 +66,62 @@ def residual(f: Fn, s0: Any, states: Any, inputs: Any) -> Any:
     problem = prepare(s0, inputs, states, need="none", method="residual")
     S = problem.init
     assert S is not None  # prepare returns the states it was given
-    F = _eval_f(problem.f_wrap(f), problem.s0, S, problem.U)
-    return problem.export(S - F)
+    ev = Evaluator(f=problem.f_wrap(f), kind="none")
+    cur = _evaluate(ev, problem.s0, S, problem.U)
+    return problem.export(S - cur.F)
+
+
+def _chunk_rows(N: int, D: int, kind: JacKind, device: torch.device) -> int:
+    """Rows per f call: on CPU small enough that the intermediates stay in cache (and the
+    allocator reuses them), which is several times faster than one huge call; on GPU all rows."""
+    if device.type != "cpu":
+        return max(N, 1)
+    per_row = D * D if kind == "dense" else D
+    return max(256, (1 << 17) // max(per_row, 1))
 
 
 def _shifted(s0: Tensor, S: Tensor) -> Tensor:
-    B = S.shape[0]
-    return torch.cat([s0.expand(B, 1, -1), S[:, :-1]], dim=1)
-
-
-def _eval_f(f: Fn, s0: Tensor, S: Tensor, U: Tensor) -> Tensor:
-    B, T, D = S.shape
-    out = f(_shifted(s0, S).reshape(B * T, D), U.reshape(B * T, -1))
-    check_f_output(out, (B * T, D), S.dtype)
-    return out.reshape(B, T, D)
+    """S_prev (time-major): row block 0 is s0, then S[:-1]."""
+    S_prev = torch.empty_like(S)
+    S_prev[0] = s0
+    S_prev[1:] = S[:-1]
+    return S_prev
 
 
 @dataclass
 class _Eval:
-    """f (and Ã's source) at one iterate, batched."""
+    """f (and Ã's source) at one iterate, time-major, plus the per-row max residual [T,B]."""
 
     S_prev: Tensor
     F: Tensor
     A: Tensor | None
+    rows: Tensor
 
 
 def _evaluate(ev: Evaluator, s0: Tensor, S: Tensor, U: Tensor) -> _Eval:
-    B, T, D = S.shape
+    T, B, D = S.shape
+    N = T * B
     S_prev = _shifted(s0, S)
-    F, A = ev(S_prev.reshape(B * T, D), U.reshape(B * T, -1))
-    check_f_output(F, (B * T, D), S.dtype)
+    Sp, Sf, Uf = S_prev.reshape(N, D), S.reshape(N, D), U.reshape(N, -1)
+    F = torch.empty_like(Sf)
+    A: Tensor | None = None
+    if ev.kind != "none":
+        A = S.new_empty((N, D, D) if ev.kind == "dense" else (N, D))
+    rows = S.new_empty((N,))
+    step = _chunk_rows(N, D, ev.kind, S.device)
+    for i in range(0, N, step):
+        j = min(N, i + step)
+        Fi, Ai = ev(Sp[i:j], Uf[i:j])
+        if i == 0:
+            check_f_output(Fi, (j - i, D), S.dtype)
+        F[i:j] = Fi
+        if A is not None and Ai is not None:
+            A[i:j] = Ai
+        torch.amax(torch.sub(Sf[i:j], Fi).abs_(), dim=-1, out=rows[i:j])
+    rows = torch.nan_to_num_(rows, nan=float("inf")).reshape(T, B)
     if A is not None:
-        A = A.reshape(B, T, D, D) if ev.kind == "dense" else A.reshape(B, T, D)
-    return _Eval(S_prev, F.reshape(B, T, D), A)
+        A = A.reshape(T, B, D, D) if ev.kind == "dense" else A.reshape(T, B, D)
+    return _Eval(S_prev, F.reshape(T, B, D), A, rows)
 
 
 def newton_step(f: Fn, s0: Any, inputs: Any, states: Any, *, config: NewtonConfig | None = None,
@@ -113,7 +136,7 @@ def newton_step(f: Fn, s0: Any, inputs: Any, states: Any, *, config: NewtonConfi
     assert S is not None
     ev = problem.evaluator(f, _jac_kind(method), config, seed)
     cur = _evaluate(ev, problem.s0, S, problem.U)
-    lam = torch.full((S.shape[0],), float(config.lam), dtype=torch.float64)
+    lam = torch.full((S.shape[1],), float(config.lam), dtype=torch.float64)
     method = _effective(method, config)
     return problem.export(linear_step(method, S, cur.S_prev, cur.F, cur.A, lam, config))
 
@@ -125,15 +148,10 @@ def _effective(method: str, config: NewtonConfig) -> str:
     return method
 
 
-def _row_max(S: Tensor, F: Tensor) -> Tensor:
-    """max_d |r_t,d| per row [B,T], with NaN counted as inf."""
-    rows = (S - F).abs().amax(dim=-1)
-    return torch.nan_to_num(rows, nan=float("inf"))
-
-
-def _prefix(row_max: Tensor, tol: float) -> Tensor:
-    ok = (row_max <= tol).to(torch.int64)
-    return torch.cumprod(ok, dim=1).sum(dim=1)
+def _prefix(rows: Tensor, tol: float) -> Tensor:
+    """Converged prefix per sequence [B] from the per-row max residual [T,B]."""
+    ok = (rows <= tol).to(torch.int64)
+    return torch.cumprod(ok, dim=0).sum(dim=0).cpu()
 
 
 def solve(f: Fn, s0: Any, inputs: Any, *, config: NewtonConfig | None = None, init: Any = None,
@@ -156,28 +174,43 @@ def solve(f: Fn, s0: Any, inputs: Any, *, config: NewtonConfig | None = None, in
 
 def _empty_result(problem: Problem, method: str) -> NewtonResult:
     B, D = problem.B, problem.D
-    states = torch.empty((B, 0, D), dtype=problem.dtype, device=problem.s0.device)
+    states = torch.empty((0, B, D), dtype=problem.dtype, device=problem.s0.device)
     zeros = np.zeros(B, dtype=np.int64)
     return _result(problem, states, ["converged"] * B, zeros, np.zeros(B), zeros, 0, [0.0], method, [])
 
 
 def _sequential(f: Fn, problem: Problem) -> NewtonResult:
+    """The reference loop: f once per time step on that step's rows of the whole batch [B,D]."""
     B, T, D = problem.B, problem.T, problem.D
-    states = torch.empty((B, T, D), dtype=problem.dtype, device=problem.s0.device)
+    states = torch.empty((T, B, D), dtype=problem.dtype, device=problem.s0.device)
     s = problem.s0.reshape(1, D).expand(B, D)
+    U = problem.U
     for t in range(T):
-        s = f(s, problem.U[:, t])
+        s = f(s, U[t])
         if t == 0:
             check_f_output(s, (B, D), problem.dtype)
-        states[:, t] = s
-    rows = _row_max(states, _eval_f(f, problem.s0, states, problem.U))
-    max_r = rows.amax(dim=1).cpu().numpy()
+        states[t] = s
+    rows = _evaluate(Evaluator(f=f, kind="none"), problem.s0, states, U).rows
+    max_r = rows.amax(dim=0).cpu().numpy()
     tol = problem.tol
     statuses: list[Status] = ["converged" if m <= tol else ("non_finite" if not np.isfinite(m) else
                               "max_iter") for m in max_r]
-    prefix = _prefix(rows, tol).cpu().numpy()
-    return _result(problem, states, statuses, np.zeros(B, dtype=np.int64), max_r, prefix, 0,
-                   [float(max_r.max())], "sequential", [])
+    return _result(problem, states, statuses, np.zeros(B, dtype=np.int64), max_r, _prefix(rows, tol).numpy(),
+                   0, [float(max_r.max())], "sequential", [])
+
+
+@dataclass
+class _Previous:
+    """What the guards need of the previous iterate."""
+
+    S: Tensor
+    prefix: Tensor      # [B] converged prefix k
+    jacobi: Tensor      # [B,D] f(s_k, u_{k+1}): the Jacobi value of row k+1
+    merit: Tensor       # [B] ½ Σ r² (adaptive λ only)
+
+
+def _merit(S: Tensor, F: Tensor) -> Tensor:
+    return (0.5 * torch.nan_to_num((S - F).square().sum(dim=(0, 2)), nan=float("inf"))).cpu()
 
 
 def _iterate(ev: Evaluator, problem: Problem, config: NewtonConfig, method: str,
@@ -196,16 +229,15 @@ def _iterate(ev: Evaluator, problem: Problem, config: NewtonConfig, method: str,
     resets = 0
     history: list[float] = []
     trace: list[Tensor] = [S.clone()] if config.record_trace else []
-    prev: tuple[Tensor, _Eval, Tensor, Tensor] | None = None  # S, its eval, prefix, merit
+    prev: _Previous | None = None
     cur = _evaluate(ev, s0, S, U)
     while True:
-        rows = _row_max(S, cur.F)
         if prev is not None and bool(stepped.any()):
-            S, cur, rows, lam = _accept_or_revert(ev, problem, S, cur, rows, prev, stepped, lam, adaptive)
+            S, cur, lam = _accept_or_revert(ev, problem, S, cur, prev, stepped, lam, adaptive)
             if config.prefix_guard:
-                S, cur, rows = _prefix_guard(ev, problem, S, cur, rows, prev, stepped, tol)
-        prefix = _prefix(rows, tol).cpu()
-        max_r = rows.amax(dim=1).cpu()
+                S, cur = _prefix_guard(ev, problem, S, cur, prev, stepped, tol)
+        prefix = _prefix(cur.rows, tol)
+        max_r = cur.rows.amax(dim=0).cpu()
         history.append(float(max_r.max()))
         active &= ~(max_r <= tol)
         broken |= active & _unrecoverable(cur.F, prefix)
@@ -215,16 +247,11 @@ def _iterate(ev: Evaluator, problem: Problem, config: NewtonConfig, method: str,
             on_iteration(int(iterations.max()), history[-1])
         if not bool(active.any()):
             break
-        merit = 0.5 * torch.nan_to_num((S - cur.F).square().sum(dim=(1, 2)), nan=float("inf")).cpu()
-        prev = (S, cur, prefix, merit)
+        prev = _Previous(S, prefix, _jacobi_rows(cur.F, prefix), _merit(S, cur.F) if adaptive else prefix)
         new = linear_step(method, S, cur.S_prev, cur.F, cur.A, lam, config)
-        bad_rows = ~torch.isfinite(new).all(dim=-1) | (new.abs() > clip).any(dim=-1)
-        mask = active.to(S.device)
-        bad_rows &= mask[:, None]
-        resets += int(bad_rows.sum())
-        new = torch.where(bad_rows[..., None], S, new)
-        S = torch.where(mask[:, None, None], new, S)
-        del new
+        del cur
+        S, n_reset = _guard_non_finite(S, new, active, clip)
+        resets += n_reset
         iterations += active.to(torch.int64)
         stepped = active.clone()
         if config.record_trace:
@@ -232,53 +259,64 @@ def _iterate(ev: Evaluator, problem: Problem, config: NewtonConfig, method: str,
         cur = _evaluate(ev, s0, S, U)
     statuses = _statuses(max_r, tol, broken)
     return _result(problem, S, statuses, iterations.numpy(), max_r.numpy(), prefix.numpy(), resets,
-                   history, method, trace, rows_done=True)
+                   history, method, trace)
+
+
+def _guard_non_finite(S: Tensor, new: Tensor, active: Tensor, clip: float) -> tuple[Tensor, int]:
+    """Guard 1 (spec 5.5): rows with a non-finite entry or |s| > clip keep the previous iterate."""
+    row_ok = new.abs().amax(dim=-1) <= clip   # NaN compares False
+    mask = active.to(S.device)
+    all_active = bool(active.all())
+    if not all_active:
+        row_ok |= ~mask[None, :]
+    if bool(row_ok.all()):
+        return (new if all_active else torch.where(mask[None, :, None], new, S)), 0
+    n_bad = int((~row_ok).sum())
+    new = torch.where(row_ok[..., None], new, S)
+    return (new if all_active else torch.where(mask[None, :, None], new, S)), n_bad
+
+
+def _jacobi_rows(F: Tensor, prefix: Tensor) -> Tensor:
+    """f(s_k, u_{k+1}) per sequence: row k+1's value under the prefix guard."""
+    T, B, _ = F.shape
+    idx = prefix.clamp(max=T - 1).to(F.device)
+    return F[idx, torch.arange(B, device=F.device)].clone()
 
 
 def _unrecoverable(F: Tensor, prefix: Tensor) -> Tensor:
     """f at the last exact row is non-finite: the true trajectory itself is broken (guard 3)."""
-    B, T, _ = F.shape
-    idx = prefix.clamp(max=T - 1).to(F.device)
-    nxt = F[torch.arange(B, device=F.device), idx]
-    return (~torch.isfinite(nxt).all(dim=-1)).cpu() & (prefix < T)
+    T = F.shape[0]
+    return (~torch.isfinite(_jacobi_rows(F, prefix)).all(dim=-1)).cpu() & (prefix < T)
 
 
-def _accept_or_revert(ev: Evaluator, problem: Problem, S: Tensor, cur: _Eval, rows: Tensor,
-                      prev: tuple[Tensor, _Eval, Tensor, Tensor], stepped: Tensor, lam: Tensor,
-                      adaptive: bool) -> tuple[Tensor, _Eval, Tensor, Tensor]:
+def _accept_or_revert(ev: Evaluator, problem: Problem, S: Tensor, cur: _Eval, prev: _Previous,
+                      stepped: Tensor, lam: Tensor, adaptive: bool) -> tuple[Tensor, _Eval, Tensor]:
     """Adaptive λ (spec 5.6): keep S^(i) when the merit increased, and move λ."""
     if not adaptive:
-        return S, cur, rows, lam
-    S_prev_it, _, _, merit_prev = prev
-    merit = 0.5 * torch.nan_to_num((S - cur.F).square().sum(dim=(1, 2)), nan=float("inf")).cpu()
-    worse = stepped & (merit > merit_prev)
+        return S, cur, lam
+    worse = stepped & (_merit(S, cur.F) > prev.merit)
     better = stepped & ~worse
     lam = torch.where(worse, (lam * 10).clamp(max=LAM_MAX), lam)
     lam = torch.where(better, (lam / 10).clamp(min=LAM_MIN), lam)
     if bool(worse.any()):
-        S = torch.where(worse.to(S.device)[:, None, None], S_prev_it, S)
+        S = torch.where(worse.to(S.device)[None, :, None], prev.S, S)
         cur = _evaluate(ev, problem.s0, S, problem.U)
-        rows = _row_max(S, cur.F)
-    return S, cur, rows, lam
+    return S, cur, lam
 
 
-def _prefix_guard(ev: Evaluator, problem: Problem, S: Tensor, cur: _Eval, rows: Tensor,
-                  prev: tuple[Tensor, _Eval, Tensor, Tensor], stepped: Tensor,
-                  tol: float) -> tuple[Tensor, _Eval, Tensor]:
+def _prefix_guard(ev: Evaluator, problem: Problem, S: Tensor, cur: _Eval, prev: _Previous,
+                  stepped: Tensor, tol: float) -> tuple[Tensor, _Eval]:
     """Lazy prefix guard (spec 5.5 rule 2): ensure one more exact row than the previous iterate."""
-    S_prev_it, prev_eval, prev_prefix, _ = prev
-    T = S.shape[1]
-    prefix = _prefix(rows, tol).cpu()
-    need = stepped & (prefix < prev_prefix + 1) & (prev_prefix < T)
+    T = S.shape[0]
+    need = stepped & (_prefix(cur.rows, tol) < prev.prefix + 1) & (prev.prefix < T)
     if not bool(need.any()):
-        return S, cur, rows
+        return S, cur
     S = S.clone()
     for b in torch.nonzero(need).flatten().tolist():
-        k = int(prev_prefix[b])
-        S[b, :k] = S_prev_it[b, :k]
-        S[b, k] = prev_eval.F[b, k]
-    cur = _evaluate(ev, problem.s0, S, problem.U)
-    return S, cur, _row_max(S, cur.F)
+        k = int(prev.prefix[b])
+        S[:k, b] = prev.S[:k, b]
+        S[k, b] = prev.jacobi[b]
+    return S, _evaluate(ev, problem.s0, S, problem.U)
 
 
 def _statuses(max_r: Tensor, tol: float, broken: Tensor) -> list[Status]:

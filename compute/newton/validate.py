@@ -64,8 +64,8 @@ class Problem:
     """Validated, batched torch view of one call's inputs."""
 
     s0: Tensor           # [D]
-    U: Tensor            # [B,T,m]
-    init: Tensor | None  # [B,T,D] or None
+    U: Tensor            # [T,B,m], time-major and contiguous
+    init: Tensor | None  # [T,B,D] or None
     batched: bool
     numpy_backend: bool
     tol: float
@@ -76,11 +76,11 @@ class Problem:
 
     @property
     def B(self) -> int:
-        return int(self.U.shape[0])
+        return int(self.U.shape[1])
 
     @property
     def T(self) -> int:
-        return int(self.U.shape[1])
+        return int(self.U.shape[0])
 
     @property
     def D(self) -> int:
@@ -97,7 +97,7 @@ class Problem:
     def initial_guess(self) -> Tensor:
         if self.init is not None:
             return self.init.clone()
-        return self.s0.reshape(1, 1, -1).expand(self.B, self.T, self.D).clone()
+        return self.s0.reshape(1, 1, -1).expand(self.T, self.B, self.D).clone()
 
     def f_wrap(self, f: Fn) -> Fn:
         return _numpy_fn(f) if self.numpy_backend else f
@@ -113,8 +113,8 @@ class Problem:
                          n_probes=config.n_probes, generator=generator)
 
     def export(self, x: Tensor) -> Any:
-        if not self.batched:
-            x = x[0]
+        """Time-major [T,B,D] back to the caller's [B,T,D] (or [T,D]) and backend."""
+        x = x.transpose(0, 1).contiguous() if self.batched else x[:, 0].contiguous()
         return x.cpu().numpy() if self.numpy_backend else x
 
 
@@ -146,7 +146,7 @@ def prepare(s0: Any, inputs: Any, init: Any, *, need: JacKind, method: str, jac:
                              f"(inputs {list(U.shape)}, s0 {list(s0_t.shape)})")
         if init_t.dtype != s0_t.dtype:
             raise TypeError(f"init dtype {init_t.dtype} differs from s0 dtype {s0_t.dtype}")
-        init_t = init_t if batched else init_t.unsqueeze(0)
+        init_t = init_t.transpose(0, 1).contiguous() if batched else init_t.unsqueeze(1)
     for name, x in (("s0", s0_t), ("inputs", Ub), ("init", init_t)):
         if x is not None and x.numel() and not bool(torch.isfinite(x).all()):
             raise ValueError(f"{name} contains non-finite values")
@@ -156,7 +156,8 @@ def prepare(s0: Any, inputs: Any, init: Any, *, need: JacKind, method: str, jac:
         f_and_jac = _numpy_fn(f_and_jac) if f_and_jac is not None else None
         f_and_jac_diag = _numpy_fn(f_and_jac_diag) if f_and_jac_diag is not None else None
     tol = (config or NewtonConfig()).resolved_tol(_FLOAT_DTYPES[s0_t.dtype])
-    return Problem(s0=s0_t, U=Ub, init=init_t, batched=batched, numpy_backend=numpy_backend, tol=tol,
+    U_tm = Ub.transpose(0, 1).contiguous()
+    return Problem(s0=s0_t, U=U_tm, init=init_t, batched=batched, numpy_backend=numpy_backend, tol=tol,
                    jac=jac, jac_diag=jac_diag, f_and_jac=f_and_jac, f_and_jac_diag=f_and_jac_diag)
 
 
