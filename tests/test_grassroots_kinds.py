@@ -186,6 +186,14 @@ def test_accept_after_expiry_and_expiry_at_equal_now(h: Harness) -> None:
     assert h.code(h["A"].cancel_offer(offer_id)) == Code.CONTRACT_CLOSED
 
 
+def test_accept_past_expiry_says_expired_even_for_a_declined_offer(h: Harness) -> None:
+    offer_id, expires = open_offer(h, expires_in=3)
+    h.ok(h["B"].decline(offer_id))
+    accept = h["B"].accept_terms(offer_id, h.key("A"), [h.lot("A", 0, 3)], [h.lot("B", 0, 2)], expires)
+    assert h.code(accept, now=expires) == Code.OFFER_EXPIRED  # `now >= expires_at` is checked before CLOSED
+    assert h.state.offers[offer_id].state == OfferState.DECLINED
+
+
 def test_decline_and_cancel_codes(h: Harness) -> None:
     offer_id, _ = open_offer(h)
     escrow_id = h.ok(h["B"].escrow_create(h.key("A"), [h.lot("B", 0, 1)], release_at=90))[0].events[0][1]
