@@ -23,6 +23,7 @@ from typing import Any
 import pytest
 
 from hedgerow.testnet import launcher
+from hedgerow.testnet.load import BackgroundLoad
 
 pytestmark = pytest.mark.multiprocess
 
@@ -30,6 +31,7 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-backg
                  "--disable-component-update", "--disable-sync", "--no-first-run"]
 UP_DEADLINE_S = 90.0
 STEP_TIMEOUT_MS = 30_000
+LOAD_TPS = 40.0
 HEIGHTS_JS = """() => Object.fromEntries([...document.querySelectorAll('tr.node')].map(
     (row) => [row.dataset.node, parseInt(row.querySelector('td.height').textContent, 10)]))"""
 
@@ -105,10 +107,21 @@ def test_pause_and_resume_a_node_from_the_page(dashboard: tuple[str, Path], tmp_
     if executable is None:
         pytest.skip("no Chromium binary (looked for $HEDGEROW_CHROMIUM, chromium, /usr/bin/chromium, "
                     "chromium-browser); install it with `apt-get install -y chromium`")
-    from playwright.sync_api import expect, sync_playwright
-
     url, directory = dashboard
     assert url.startswith("http://127.0.0.1:") and "#token=" in url
+    testnet = launcher.Testnet.open(directory)
+    load = BackgroundLoad([testnet.record(n).rpc_port for n in ("v0", "v1", "v2")], testnet.chain_id,
+                          rate_tps=LOAD_TPS).start()
+    try:
+        drive_the_page(executable, url, directory, tmp_path)
+    finally:
+        load.stop()
+    assert load.accepted > 0
+
+
+def drive_the_page(executable: str, url: str, directory: Path, tmp_path: Path) -> None:
+    from playwright.sync_api import expect, sync_playwright
+
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS, headless=True)
         try:
@@ -117,6 +130,8 @@ def test_pause_and_resume_a_node_from_the_page(dashboard: tuple[str, Path], tmp_
             expect(page.locator("tr.node")).to_have_count(4, timeout=STEP_TIMEOUT_MS)
             expect(page.locator("#conn")).to_have_text("live", timeout=STEP_TIMEOUT_MS)
             start = wait_heights(page, "(h) => Object.values(h).every((x) => x >= 1)", None, "heights shown")
+            page.wait_for_function("() => parseFloat(document.querySelector('tr[data-node=v0] td.tps')"
+                                   ".textContent) > 0", timeout=STEP_TIMEOUT_MS)  # tx/s from /metrics
             wait_heights(page, "(h, s) => Object.keys(s).every((n) => h[n] > s[n])", start,
                          "every height to rise")
 
