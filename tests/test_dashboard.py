@@ -22,7 +22,7 @@ from hedgerow.net.faults import FaultLayer
 from hedgerow.node.cli import main as cli_main
 from hedgerow.protocols.crypto import node_id_of
 from hedgerow.testnet import launcher
-from hedgerow.testnet.dashboard.collector import Collector, diff_nodes, view_changes
+from hedgerow.testnet.dashboard.collector import Collector, diff_nodes, summarize, view_changes
 from hedgerow.testnet.dashboard.control import current_partition, heal, partition
 from hedgerow.testnet.dashboard.server import STATIC_DIR, TOKEN_HEADER, build_app, serve
 from hedgerow.testnet.dashboard.server import testnet_token as token_of
@@ -192,6 +192,17 @@ def test_log_tail_reads_new_whole_event_lines(tmp_path: Path) -> None:
         out.write("of='Equivocation(round=3)'\n")
     assert tail.read("v0", log) == [{"event": "evidence", "proof": "Equivocation(round=3)", "node": "v0"}]
     assert parse_event_line("no events here") is None
+
+
+def test_evidence_lines_are_summarized() -> None:
+    line = ("WARNING:hedgerow.consensus:event=evidence node=v0 "
+            "proof=EvidenceProof(kind='EQUIVOCATION_HEADER', offender=3, round=19, "
+            "a=SignedStatement(domain='hedgerow/monadbft/v1/tip', payload=b'\\x97&'))")
+    fields = parse_event_line(line)
+    assert fields is not None and fields["event"] == "evidence"
+    detail = " ".join(f"{k}={v}" for k, v in fields.items() if k not in ("event", "node"))
+    assert summarize(detail) == "EQUIVOCATION_HEADER by validator #3 at round 19"
+    assert len(summarize("x" * 1000)) == 160
 
 
 def test_jobs_progress_files(tmp_path: Path) -> None:

@@ -10,6 +10,7 @@ with the CLI (`hedgerow testnet pause v2`) show up as well.
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 from collections import deque
@@ -44,6 +45,18 @@ class Event:
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
+
+
+EVIDENCE = re.compile(r"kind='?(?P<kind>\w+)'?.*?offender=(?P<offender>\d+).*?round=(?P<round>\d+)")
+DETAIL_CHARS_MAX = 160
+
+
+def summarize(detail: str) -> str:
+    """A timeline line for a logged event: an evidence proof as its kind, offender and round."""
+    found = EVIDENCE.search(detail)
+    if found is not None:
+        return f"{found['kind']} by validator #{found['offender']} at round {found['round']}"
+    return detail if len(detail) <= DETAIL_CHARS_MAX else detail[: DETAIL_CHARS_MAX - 1] + "…"
 
 
 def node_state(view: dict[str, Any]) -> str:
@@ -166,7 +179,8 @@ class Collector:
         for name, record in list(self.testnet.nodes.items()):
             for fields in self._tail.read(name, Path(record.home) / "data" / "logs" / "node.log"):
                 kind = "view" if fields["event"] in VIEW_EVENTS else "log"
-                detail = " ".join(f"{k}={v}" for k, v in fields.items() if k not in ("event", "node"))
+                detail = summarize(" ".join(f"{k}={v}" for k, v in fields.items()
+                                            if k not in ("event", "node")))
                 self._note(now, kind, fields["event"], fields["node"], detail)
         self._poll_partition(now)
         if self.app == "grassroots" and self._ticks % LEDGER_EVERY_TICKS == 0:
