@@ -170,3 +170,16 @@ def test_uncompressed_stochastic_at_p0_follows_gd(wire_dtype: str, tol: float) -
         scale = max(float(np.max(np.abs(w))) for w in want)
         worst = max(float(np.max(np.abs(g - w))) for g, w in zip(ws, want, strict=True))
         assert worst <= tol * scale, (method, worst)
+
+
+def test_mlp_through_the_cores_follows_centralized_gd_at_p0() -> None:
+    """The torch MLP path: GC uncompressed, f64 wire, no stragglers, equals full-batch GD."""
+    setup = TrainSetup(n=4, s=1, problem="mlp", data_dim=8, m=15, mlp_sizes=(8, 6, 3), l2=0.0, eta=0.1,
+                       rounds=15, p=0.0, wire_dtype="f64")
+    setup = replace(method_setup("gc", setup), p=0.0)
+    problem = build_problem(setup)
+    _, ws = run_with_trace(setup, SimConfig(straggler="none"))
+    w = problem.initial_weights()
+    for got in ws:
+        w = w - 0.1 * sum(problem.partition_grad(j, w) for j in range(4)) / 4
+        np.testing.assert_allclose(got, w, rtol=0, atol=1e-12)
