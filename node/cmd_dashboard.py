@@ -24,9 +24,11 @@ def register(sub: Any) -> None:
                           formatter_class=argparse.RawDescriptionHelpFormatter)
     dash.add_argument("--dir", type=Path, required=True)
     dash.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (default: a free one)")
+    dash.add_argument("--account", action="append", default=[], metavar="HEX",
+                      help="grassroots account whose liquidity ratios to show (repeatable; default: issuers)")
     dash.set_defaults(handler=cmd_dashboard)
-    cut = sub.add_parser("partition", help="cut the links between two groups of nodes (restarts the "
-                         "smaller group with the cut in its fault layer)")
+    cut = sub.add_parser("partition", help="cut the links between two groups of nodes (live, in every "
+                         "node's fault layer)")
     cut.add_argument("names", help="comma-separated nodes of one side, e.g. v3 or v0,v1")
     cut.add_argument("--from", dest="other", default="",
                      help="comma-separated nodes of the other side (default: every other node)")
@@ -49,17 +51,23 @@ def _up_then_dashboard(up_handler: Callable[[argparse.Namespace], int], args: ar
     code = up_handler(args)
     if code != 0 or not args.dashboard:
         return code
-    return _serve(args.dir, args.dashboard_port)
+    return _serve(args.dir, args.dashboard_port, [])
 
 
 def cmd_dashboard(args: argparse.Namespace) -> int:
-    return _serve(args.dir, args.port)
+    for account in args.account:
+        try:
+            if len(bytes.fromhex(account)) != 32:
+                raise ValueError
+        except ValueError:
+            raise UsageError(f"--account {account!r}: not a 32-byte hex key") from None
+    return _serve(args.dir, args.port, args.account)
 
 
-def _serve(directory: Path, port: int) -> int:
+def _serve(directory: Path, port: int, accounts: list[str]) -> int:
     from hedgerow.testnet.dashboard.app import run_dashboard
 
-    return run_dashboard(directory, port)
+    return run_dashboard(directory, port, accounts=accounts)
 
 
 def _names(text: str) -> list[str]:

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from dashboard_helpers import log_tails
 
 from hedgerow.testnet import launcher
 from hedgerow.testnet.load import BackgroundLoad
@@ -71,7 +72,11 @@ def dashboard(tmp_path: Path) -> Iterator[tuple[str, Path]]:
          "--dashboard"],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
     try:
-        yield read_dashboard_url(proc, UP_DEADLINE_S), directory
+        try:
+            url = read_dashboard_url(proc, UP_DEADLINE_S)
+        except AssertionError as error:
+            pytest.fail(f"{error}\n{log_tails(directory)}")
+        yield url, directory
     finally:
         if proc.poll() is None:
             proc.send_signal(signal.SIGINT)

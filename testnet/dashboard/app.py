@@ -13,9 +13,10 @@ from hedgerow.testnet.dashboard.server import TOKEN_FILE, serve, testnet_token
 from hedgerow.testnet.launcher import Testnet
 
 
-def run_dashboard(directory: Path, port: int = 0, testnet: Testnet | None = None) -> int:
-    """Serve until Ctrl-C; prints the URL (token after '#', so it never reaches a server log)."""
-    collector = Collector(directory, testnet)
+def run_dashboard(directory: Path, port: int = 0, testnet: Testnet | None = None,
+                  accounts: list[str] | None = None) -> int:
+    """Serve until Ctrl-C or SIGTERM; prints the URL (token after '#', so no server log sees it)."""
+    collector = Collector(directory, testnet, accounts=accounts)
     token = testnet_token(directory)
 
     stopped_by: list[int] = []

@@ -112,8 +112,10 @@ def view_changes(cur: dict[str, dict[str, Any]], gaps: dict[str, int]) -> list[E
 
 
 class Collector:
-    def __init__(self, directory: Path, testnet: Testnet | None = None, *, interval_s: float = 1.0) -> None:
+    def __init__(self, directory: Path, testnet: Testnet | None = None, *, interval_s: float = 1.0,
+                 accounts: list[str] | None = None) -> None:
         self.dir = Path(directory)
+        self.accounts = list(accounts or [])  # hex keys whose ratios the ledger panel shows
         self.testnet = testnet if testnet is not None else Testnet.open(self.dir)
         self.interval_s = interval_s
         self.app = _app_of(self.testnet)
@@ -185,7 +187,7 @@ class Collector:
         self._poll_partition(now)
         if self.app == "grassroots" and self._ticks % LEDGER_EVERY_TICKS == 0:
             running = [n for n, v in views.items() if v["state"] == "alive"]
-            self._ledger = ledger_view(self.testnet, running[0]) if running else self._ledger
+            self._ledger = ledger_view(self.testnet, running[0], self.accounts) if running else self._ledger
         self._ticks += 1
         self._views = views
         self.history.append((now, {name: view.get("height") for name, view in views.items()}))

@@ -97,15 +97,17 @@ class LogTail:
         return events
 
 
-def ledger_view(testnet: Testnet, name: str, timeout_s: float = 2.0) -> dict[str, Any] | None:
-    """Supply, open contracts and issuers' ratios from one node's grassroots ledger (None: no answer)."""
+def ledger_view(testnet: Testnet, name: str, accounts: list[str] | None = None,
+                timeout_s: float = 2.0) -> dict[str, Any] | None:
+    """Supply, open contracts and the ratios of `accounts` (hex; default: the issuers) from one node's
+    grassroots ledger (None: no answer)."""
     try:
         with testnet.client(name, timeout_s) as client:
             supply = client.call("query", timeout_s=timeout_s, path="supply", args={})
             contracts = client.call("query", timeout_s=timeout_s, path="contracts", args={})
-            issuers = sorted({row["issuer"] for row in supply})[:RATIO_ACCOUNTS_MAX]
-            ratios = [client.call("query", timeout_s=timeout_s, path="ratios", args={"agent": issuer})
-                      for issuer in issuers]
+            chosen = accounts or sorted({row["issuer"] for row in supply})
+            ratios = [client.call("query", timeout_s=timeout_s, path="ratios", args={"agent": agent})
+                      for agent in chosen[:RATIO_ACCOUNTS_MAX]]
     except (RpcCallError, OSError, KeyError, TypeError):
         return None
     open_contracts = [c for c in contracts if str(c.get("state", "")).upper() in ("OPEN", "LOCKED")]
