@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import stat
 import tomllib
 from pathlib import Path
@@ -261,3 +262,14 @@ def test_cli_partition_heal_and_dashboard_options(net_dir: Path, capsys: pytest.
     with pytest.raises(SystemExit):
         cli_main(["testnet", "up", "--help"])
     assert "--dashboard" in capsys.readouterr().out
+
+
+def test_busy_port_is_a_one_line_error(net_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        assert cli_main(["testnet", "dashboard", "--dir", str(net_dir), "--port", str(port)]) == 2
+    assert f"cannot listen on 127.0.0.1:{port}" in capsys.readouterr().err
+    assert cli_main(["testnet", "dashboard", "--dir", str(net_dir / "nothing")]) == 2
+    assert cli_main(["testnet", "dashboard", "--dir", str(net_dir), "--account", "zz"]) == 2

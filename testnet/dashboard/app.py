@@ -8,6 +8,7 @@ from pathlib import Path
 
 import trio
 
+from hedgerow.node.errors import HedgerowError
 from hedgerow.testnet.dashboard.collector import Collector
 from hedgerow.testnet.dashboard.server import TOKEN_FILE, serve, testnet_token
 from hedgerow.testnet.launcher import Testnet
@@ -33,6 +34,20 @@ def run_dashboard(directory: Path, port: int = 0, testnet: Testnet | None = None
                     nursery.cancel_scope.cancel()
                     break
 
-    trio.run(serve_and_announce)
+    try:
+        trio.run(serve_and_announce)
+    except BaseExceptionGroup as group:  # an operator error from inside the nurseries: show it alone
+        raise _first(group, HedgerowError) or group from None
     print("dashboard stopped", flush=True)
     return 130 if stopped_by == [signal.SIGINT] else 0
+
+
+def _first(group: BaseExceptionGroup[BaseException], kind: type[HedgerowError]) -> HedgerowError | None:
+    for error in group.exceptions:
+        if isinstance(error, kind):
+            return error
+        if isinstance(error, BaseExceptionGroup):
+            found = _first(error, kind)
+            if found is not None:
+                return found
+    return None

@@ -21,6 +21,7 @@ import ipaddress
 import json
 import os
 import secrets
+import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from functools import partial
@@ -201,10 +202,16 @@ async def serve(collector: Collector, token: str, port: int = 0, *,
     config.accesslog = None
     config.errorlog = None
     config.graceful_timeout = 1.0
-    app = build_app(collector, token)
-    async with trio.open_nursery() as nursery:
+    if port:
+        probe = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as Hypercorn's own socket
         try:
-            binds = await nursery.start(partial(hypercorn_serve, cast(Any, app), config))
+            probe.bind(("127.0.0.1", port))
         except OSError as error:
             raise ConfigError(f"cannot listen on 127.0.0.1:{port}: {error.strerror or error}") from None
+        finally:
+            probe.close()
+    app = build_app(collector, token)
+    async with trio.open_nursery() as nursery:
+        binds = await nursery.start(partial(hypercorn_serve, cast(Any, app), config))
         task_status.started(str(binds[0]))
