@@ -15,6 +15,7 @@ and `snapshot()` carries the dict, nonces and hash, so a restored node continues
 from __future__ import annotations
 
 import hashlib
+from collections import OrderedDict
 from typing import Any
 
 import msgpack
@@ -27,6 +28,7 @@ KIND_SET = 1
 KIND_NOOP = 2
 TX_BYTES_MAX = 4096
 KEY_BYTES_MAX = 256
+VERIFIED_CACHE_MAX = 200_000
 
 
 def tx_sign_bytes(chain_id: str, kind: int, signer: bytes, nonce: int, body: list[Any]) -> bytes:
@@ -77,15 +79,27 @@ class KvApp:
         self.nonces: dict[bytes, int] = {}
         self._hash = hashlib.sha256(b"hedgerow/kv/genesis|" + chain_id.encode()).digest()
         self.executed = 0
+        # Hashes whose signature this process already verified (mempool admission), so executing
+        # the block does not verify them again; bounded, oldest forgotten first.
+        self._verified: OrderedDict[bytes, None] = OrderedDict()
 
     def check_tx(self, tx: bytes) -> CheckResult:
+        result = self._check(tx, trusted=False)
+        if result.ok:
+            self._verified[result.tx_hash] = None
+            while len(self._verified) > VERIFIED_CACHE_MAX:
+                self._verified.popitem(last=False)
+        return result
+
+    def _check(self, tx: bytes, *, trusted: bool) -> CheckResult:
         tx_hash = hashlib.sha256(tx).digest()
         try:
             chain, kind, signer, nonce, body, sig = _decode(tx, self.chain_id)
         except Exception as error:  # noqa: BLE001 - any decode failure is "malformed"
             reason = str(error) if str(error) in ("oversize", "wrong_chain", "non_canonical") else "malformed"
             return CheckResult(False, reason, b"", 0, tx_hash)
-        if not VerifyKey(signer).verify_raw(sig, tx_sign_bytes(chain, kind, signer, nonce, body)):
+        if not (trusted and tx_hash in self._verified) and \
+                not VerifyKey(signer).verify_raw(sig, tx_sign_bytes(chain, kind, signer, nonce, body)):
             return CheckResult(False, "bad_signature", signer, nonce, tx_hash)
         return CheckResult(True, "", signer, nonce, tx_hash)
 
@@ -99,7 +113,7 @@ class KvApp:
             raise ValueError(f"kv: block height {height} after {self.height}")
         results: list[Any] = []
         for tx in txs:
-            check = self.check_tx(tx)
+            check = self._check(tx, trusted=True)
             if not check.ok:
                 results.append([1, check.reason])
                 continue

@@ -151,7 +151,7 @@ class ConsensusDriver:
         self.restored_root = checkpoint.root if checkpoint is not None else None
         assert node.index is not None
         self.core = MonadCore(node.index, node.key, self.validators, node.chain_id, self.params,
-                              checkpoint=checkpoint, blocks=blocks)
+                              checkpoint=checkpoint, blocks=blocks, payload_source=node.payload_source)
 
     async def _root_height(self, checkpoint: Checkpoint) -> int:
         if checkpoint.root == m.GENESIS_ID:
@@ -217,6 +217,13 @@ class ConsensusDriver:
                 continue
             if isinstance(msg, m.VoteMsg):
                 self.votes_seen.append((msg.signer, msg.vote.round, msg.vote.block_id))
+            elif isinstance(msg, m.TxMsg):
+                # Forwarded client txs enter this node's mempool (signature-checked there), whose
+                # ready txs the core proposes through its payload source.
+                for tx in msg.txs:
+                    if not self.node.mempool_inbox.try_send((tx, None)):
+                        self.dropped["mempool_inbox_full"] += 1
+                continue
             await self.inbox.send(("msg", index, msg))
 
     async def timer_actor(self) -> None:
@@ -235,9 +242,10 @@ class ConsensusDriver:
                 del self.timers[timer]
                 await self.inbox.send(("timer", timer, at))
 
-    async def submit_txs(self, txs: list[bytes]) -> None:
+    def forward_txs(self, txs: list[bytes]) -> None:
+        """Client txs admitted here go to every other validator (the next leaders among them)."""
         for start in range(0, len(txs), TX_BATCH_MAX):
-            await self.inbox.send(("txs", tuple(txs[start:start + TX_BATCH_MAX]), None))
+            self.transport.broadcast(m.TxMsg(tuple(txs[start:start + TX_BATCH_MAX])))
 
     async def consensus_actor(self) -> None:
         core = self.core
@@ -252,12 +260,7 @@ class ConsensusDriver:
                     self.timeouts_fired += 1
                 actions = core.on_timer(a, now)
             else:
-                actions = []
-                for tx in a:
-                    verdict, more = core.submit_tx(tx, now)
-                    if verdict != "ok":
-                        self.dropped[f"core_{verdict}"] += 1
-                    actions.extend(more)
+                raise ValueError(f"unknown consensus event {kind!r}")
             await self.execute(actions)
             self.round = int(getattr(core, "current_round", self.round))
 

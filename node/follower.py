@@ -152,8 +152,8 @@ class Follower:
             return False
         return self.checker.check_qc(parent_qc) is None and self.checker.check_qc(child_qc) is None
 
-    async def submit_txs(self, txs: list[bytes]) -> None:
-        """Observers forward nothing in this version; clients submit to validators."""
+    def forward_txs(self, txs: list[bytes]) -> None:
+        """Observers accept no txs in this version; clients submit to validators."""
 
     def on_executed(self, block: CommittedBlock, hashes: list[bytes]) -> None:
         pass

@@ -16,6 +16,7 @@ bounded); `requeue` puts reaped txs that were not committed back at the front.
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from hedgerow.node.app import CheckResult
@@ -95,6 +96,27 @@ class Mempool:
                 if len(out) >= txs_max or size + len(pending.tx) > bytes_max:
                     return out
                 out.append(pending)
+                size += len(pending.tx)
+        return out
+
+    def reap_ready(self, txs_max: int, bytes_max: int, exclude: frozenset[bytes],
+                   next_nonce: Callable[[bytes], int]) -> list[bytes]:
+        """A block's payload: per sender, consecutive nonces from its next committed nonce, skipping
+        (but counting) txs already in uncommitted ancestors (`exclude`); stops at a gap."""
+        out: list[bytes] = []
+        size = 0
+        for sender_key, sender in self._senders.items():
+            nonce = next_nonce(sender_key)
+            while True:
+                pending = sender.by_nonce.get(nonce)
+                if pending is None:
+                    break
+                nonce += 1
+                if pending.tx_hash in exclude:
+                    continue
+                if len(out) >= txs_max or size + len(pending.tx) > bytes_max:
+                    return out
+                out.append(pending.tx)
                 size += len(pending.tx)
         return out
 

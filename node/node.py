@@ -103,7 +103,8 @@ class Node:
         self.supervisor = Supervisor()
         self.metrics = Metrics()
         self.ledger_inbox: Mailbox[CommittedBlock] = Mailbox("ledger", 1024)
-        self.mempool_inbox: Mailbox[tuple[bytes, trio.MemorySendChannel[str]]] = Mailbox("mempool", 8192)
+        self.mempool_inbox: Mailbox[tuple[bytes, trio.MemorySendChannel[str] | None]] = Mailbox("mempool",
+                                                                                                16384)
         self.waiters: dict[bytes, TxWaiter] = {}
         self.height = 0
         self.state_hash = self.app.state_hash()
@@ -115,6 +116,7 @@ class Node:
         self.rpc_server: RpcServer | None = None
         self.ports: dict[str, int] = {}
         self.ledger_ready = trio.Event()
+        self.proposed_txs = 0
 
     # -- store access off the event loop -------------------------------------------------------------
 
@@ -144,7 +146,7 @@ class Node:
             "state_hash": self.state_hash.hex(), "last_commit_age_ms": age, "commits": self.commits,
             "txs_committed": self.txs_committed, "mempool": self.mempool.stats(),
             "uptime_s": round(time.monotonic() - self.started_at, 3), "ports": dict(self.ports),
-            "round": None, "leader": None, "peers": 0,
+            "round": None, "leader": None, "peers": 0, "tx_waiters": len(self.waiters),
         }
         if self.consensus is not None:
             info.update(self.consensus.status())
@@ -251,16 +253,23 @@ class Node:
             first = await self.mempool_inbox.receive()
             batch = drain(self.mempool_inbox, first, MEMPOOL_BATCH)
             checks = await trio.to_thread.run_sync(self._check_all, [tx for tx, _ in batch])
-            admitted: list[bytes] = []
+            from_clients: list[bytes] = []
             for (tx, reply), check in zip(batch, checks, strict=True):
                 verdict = self.mempool.add(tx, check, self.app.account_nonce(check.sender) if check.ok else 0,
                                            now=time.monotonic())
-                if verdict == ADD_OK:
-                    admitted.append(tx)
-                reply.send_nowait(verdict)
+                if reply is not None:
+                    if verdict == ADD_OK:
+                        from_clients.append(tx)
+                    reply.send_nowait(verdict)
             self.mempool.evict_older(time.monotonic() - MEMPOOL_TTL_S)
-            if admitted and self.consensus is not None:
-                await self.consensus.submit_txs(admitted)
+            if from_clients and self.consensus is not None:
+                self.consensus.forward_txs(from_clients)
+
+    def payload_source(self, txs_max: int, bytes_max: int, exclude: frozenset[bytes]) -> list[bytes]:
+        """What this node proposes when it leads: ready txs of its mempool (core PayloadSource)."""
+        txs = self.mempool.reap_ready(txs_max, bytes_max, exclude, self.app.account_nonce)
+        self.proposed_txs += len(txs)
+        return txs
 
     def _check_all(self, txs: list[bytes]) -> list[Any]:
         """Batch signature checks, run in a worker thread (check_tx is stateless)."""
@@ -290,7 +299,7 @@ class Node:
             status = "final" if waiter.final.is_set() else "speculative" if waiter.speculative.is_set() \
                 else "pending"
             return {"tx_hash": tx_hash, "result": "ok", "status": status, "height": waiter.height,
-                    "tx_result": waiter.result, **waiter.latencies_ms()}
+                    "tx_result": waiter.result, "node": self.config.name, **waiter.latencies_ms()}
         finally:
             if waiter is not None:
                 self.waiters.pop(tx_hash, None)
@@ -346,9 +355,14 @@ class Node:
         async def peers(params: dict[str, Any]) -> Any:
             return self.consensus.peers() if self.consensus is not None else []
 
-        handlers: dict[str, Any] = {"status": status, "submit": submit, "query": query, "genesis": genesis,
-                                    "finalized": finalized, "blocks": blocks, "signed_log": signed_log,
-                                    "peers": peers}
+        async def mempool(params: dict[str, Any]) -> Any:
+            ready = self.mempool.reap_ready(1_000_000, 1 << 40, frozenset(), self.app.account_nonce)
+            return {**self.mempool.stats(), "ready": len(ready), "rejected": dict(self.mempool.rejected),
+                    "proposed_txs": self.proposed_txs}
+
+        handlers: dict[str, Any] = {"mempool": mempool, "status": status, "submit": submit, "query": query,
+                                    "genesis": genesis, "finalized": finalized, "blocks": blocks,
+                                    "signed_log": signed_log, "peers": peers}
         if self.consensus is not None:
             handlers.update(self.consensus.rpc_handlers())
         return handlers
@@ -412,6 +426,9 @@ class Node:
         sup.add("ledger", self.ledger_actor)
         sup.add("mempool", self.mempool_actor)
         sup.add("consensus", network)
+        from hedgerow.node.actor_compute import install as install_compute_and_rounds
+
+        install_compute_and_rounds(self, sup)  # compute worker, rounds actor, their router (issues 6-8)
         sup.add("rpc", rpc)
         sup.add("metrics", metrics)
         sup.add("announce", announce)

@@ -53,7 +53,9 @@ class RpcClient:
         self._ids = itertools.count(1)
 
     @classmethod
-    def connect(cls, host: str, port: int, key: SigningKey, timeout_s: float = 10.0) -> RpcClient:
+    def connect(cls, host: str, port: int, key: SigningKey, timeout_s: float = 10.0,
+                chain_id: str | None = None) -> RpcClient:
+        """Authenticate with `key`; with `chain_id`, refuse a node of another chain."""
         try:
             sock = socket.create_connection((host, port), timeout=timeout_s)
         except OSError as error:
@@ -62,6 +64,8 @@ class RpcClient:
             hello = _recv_frame(sock)
             if not isinstance(hello, dict) or "challenge" not in hello:
                 raise RpcCallError("not a hedgerow RPC endpoint")
+            if chain_id is not None and hello.get("chain_id") != chain_id:
+                raise RpcCallError(f"{host}:{port} serves chain {hello.get('chain_id')!r}, not {chain_id!r}")
             sig = key.sign_raw(auth_message(str(hello["chain_id"]), bytes(hello["challenge"])))
             sock.sendall(pack_frame({"key": key.public.raw, "sig": sig}))
             answer = _recv_frame(sock)
@@ -110,10 +114,14 @@ class AsyncRpcClient:
         self.hello: dict[str, Any] = {}
 
     @classmethod
-    async def connect(cls, host: str, port: int, key: SigningKey) -> AsyncRpcClient:
+    async def connect(cls, host: str, port: int, key: SigningKey,
+                      chain_id: str | None = None) -> AsyncRpcClient:
         stream = await trio.open_tcp_stream(host, port)
         client = cls(stream)
         hello = unpack_body(await client._read())
+        if chain_id is not None and hello.get("chain_id") != chain_id:
+            await stream.aclose()
+            raise RpcCallError(f"{host}:{port} serves chain {hello.get('chain_id')!r}, not {chain_id!r}")
         sig = key.sign_raw(auth_message(str(hello["chain_id"]), bytes(hello["challenge"])))
         await stream.send_all(pack_frame({"key": key.public.raw, "sig": sig}))
         answer = unpack_body(await client._read())
@@ -146,11 +154,19 @@ class AsyncRpcClient:
                 channel.send_nowait(reply)
 
     async def call(self, method: str, **params: Any) -> Any:
+        return await self.finish(await self.start(method, **params))
+
+    async def start(self, method: str, **params: Any) -> trio.MemoryReceiveChannel[Any]:
+        """Send a request now (requests leave in the order `start` is called); `finish` awaits its
+        reply. Lets a caller keep per-sender order while many requests are in flight."""
         request_id = next(self._ids)
         send, receive = trio.open_memory_channel[Any](1)
         self._waiting[request_id] = send
         async with self._lock:
             await self.stream.send_all(pack_frame({"id": request_id, "method": method, "params": params}))
+        return receive
+
+    async def finish(self, receive: trio.MemoryReceiveChannel[Any]) -> Any:
         try:
             reply = await receive.receive()
         except trio.EndOfChannel:

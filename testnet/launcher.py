@@ -15,8 +15,10 @@ it holds or the deadline passes, and then raises `WaitTimeout` naming the condit
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -31,7 +33,7 @@ from hedgerow.node.errors import ConfigError, UsageError
 from hedgerow.node.home import write_key_file
 from hedgerow.node.rpc_client import RpcCallError, RpcClient
 from hedgerow.protocols.crypto import SigningKey
-from hedgerow.testnet.manifest import Manifest, NodeSpec
+from hedgerow.testnet.manifest import DEFAULT_CHAIN_ID, Manifest, NodeSpec
 
 STATE_FILE = "testnet.json"
 T = TypeVar("T")
@@ -60,13 +62,27 @@ def wait_until(condition: Callable[[], T], deadline_s: float, what: str, poll_s:
         delay = min(delay * 1.5, 0.5)
 
 
-def free_ports(count: int) -> list[int]:
-    """Ports free right now on loopback (bound together, then released)."""
-    sockets = []
+PORT_RANGE = (20000, 32000)  # below Linux's ephemeral range, so outgoing connections never take them
+
+
+def free_ports(count: int, rng: random.Random | None = None) -> list[int]:
+    """Ports free right now on loopback, drawn at random below the ephemeral range (so neither a
+    concurrent testnet's bind(0) nor an outgoing connection is likely to take them), each probed by
+    binding it; all held together, then released."""
+    rng = rng or random.Random()
+    sockets: list[socket.socket] = []
     try:
-        for _ in range(count):
+        attempts = 0
+        while len(sockets) < count:
+            attempts += 1
+            if attempts > 100 * count:
+                raise OSError("no free loopback ports found")
             sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            sock.bind(("127.0.0.1", 0))
+            try:
+                sock.bind(("127.0.0.1", rng.randrange(*PORT_RANGE)))
+            except OSError:
+                sock.close()
+                continue
             sockets.append(sock)
         return [int(sock.getsockname()[1]) for sock in sockets]
     finally:
@@ -208,6 +224,10 @@ class Testnet:
             raise UsageError(f"{directory} already holds a testnet (hedgerow testnet down --dir {directory}"
                              " --clean, or pick another --dir)")
         directory.mkdir(parents=True, exist_ok=True)
+        if manifest.chain_id == DEFAULT_CHAIN_ID:
+            # A unique chain id per testnet: nodes (transport) and clients (RPC hello) of concurrent
+            # testnets on one machine can never talk to each other by accident.
+            manifest = dataclasses.replace(manifest, chain_id=f"{DEFAULT_CHAIN_ID}-{os.urandom(3).hex()}")
         keys = {spec.name: SigningKey.generate() for spec in manifest.nodes}
         genesis = make_genesis(manifest, keys)
         ports = free_ports(3 * len(manifest.nodes))
@@ -260,7 +280,7 @@ class Testnet:
         log_path.parent.mkdir(parents=True, exist_ok=True)
         with open(log_path, "ab") as log:
             proc = subprocess.Popen(
-                [sys.executable, "-m", "hedgerow.node.cli", "run", "--home", rec.home],
+                [sys.executable, "-m", "hedgerow.node.run_main", "--home", rec.home],
                 stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
                 env={**os.environ, "PYTHONUNBUFFERED": "1"})
         self._procs[name] = proc
@@ -362,7 +382,8 @@ class Testnet:
 
     def client(self, name: str, timeout_s: float = 5.0) -> RpcClient:
         rec = self.record(name)
-        return RpcClient.connect("127.0.0.1", rec.rpc_port, self._client_key, timeout_s)
+        return RpcClient.connect("127.0.0.1", rec.rpc_port, self._client_key, timeout_s,
+                                 chain_id=self.chain_id)
 
     def call(self, name: str, method: str, timeout_s: float = 5.0, **params: Any) -> Any:
         with self.client(name, timeout_s) as client:

@@ -3,12 +3,14 @@ pipelined RPC client, open loop (`submit_all`) or in a background thread (`Backg
 
 from __future__ import annotations
 
+import hashlib
 import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+import msgpack
 import trio
 
 from hedgerow.node.app_kv import make_tx
@@ -32,25 +34,27 @@ class SubmitResult:
 
 
 async def submit_all(ports: list[int], txs: list[bytes], *, wait: str = "none", in_flight: int = 256,
-                     timeout_s: float = 60.0, rate_tps: float | None = None) -> SubmitResult:
-    """Submit every tx (round robin over the RPC ports), at most `in_flight` at once, optionally paced
-    at `rate_tps` (open loop). Returns per-tx results and submit->status latencies."""
+                     timeout_s: float = 60.0, rate_tps: float | None = None,
+                     chain_id: str | None = None) -> SubmitResult:
+    """Submit every tx, at most `in_flight` outstanding, optionally paced at `rate_tps` (open loop).
+    Requests leave in list order and all txs of one sender go to the same node, so per-sender nonce
+    order is kept (a window of in-flight txs never waits on a nonce that was not sent yet).
+    Returns per-tx results and submit->reply latencies."""
     key = SigningKey.generate()
-    clients = [await AsyncRpcClient.connect("127.0.0.1", port, key) for port in ports]
+    clients = [await AsyncRpcClient.connect("127.0.0.1", port, key, chain_id) for port in ports]
     results: list[dict[str, Any]] = [{} for _ in txs]
     latencies: list[float] = [0.0] * len(txs)
-    limiter = trio.CapacityLimiter(in_flight)
+    slots = trio.Semaphore(in_flight)
     started = time.perf_counter()
 
-    async def one(i: int, tx: bytes) -> None:
-        async with limiter:
-            t0 = time.perf_counter()
-            try:
-                results[i] = await clients[i % len(clients)].call("submit", tx=tx, wait=wait,
-                                                                   wait_timeout_s=timeout_s)
-            except RpcCallError as error:
-                results[i] = {"result": f"error: {error}"}
+    async def finish(i: int, client: AsyncRpcClient, receive: Any, t0: float) -> None:
+        try:
+            results[i] = await client.finish(receive)
+        except RpcCallError as error:
+            results[i] = {"result": f"error: {error}"}
+        finally:
             latencies[i] = time.perf_counter() - t0
+            slots.release()
 
     async with trio.open_nursery() as readers:
         for client in clients:
@@ -61,12 +65,25 @@ async def submit_all(ports: list[int], txs: list[bytes], *, wait: str = "none", 
                     delay = started + i / rate_tps - time.perf_counter()
                     if delay > 0:
                         await trio.sleep(delay)
-                nursery.start_soon(one, i, tx)
+                await slots.acquire()
+                client = clients[_route(tx, len(clients))]
+                t0 = time.perf_counter()
+                receive = await client.start("submit", tx=tx, wait=wait, wait_timeout_s=timeout_s)
+                nursery.start_soon(finish, i, client, receive, t0)
         for client in clients:
             await client.aclose()
         readers.cancel_scope.cancel()
     verdicts = Counter(str(r.get("status") if r.get("result") == "ok" else r.get("result")) for r in results)
     return SubmitResult(results, latencies, time.perf_counter() - started, verdicts)
+
+
+def _route(tx: bytes, count: int) -> int:
+    """The node (index) for a tx: by its signer (envelope field 3), so one sender uses one node."""
+    try:
+        signer = msgpack.unpackb(tx, raw=False)[3]
+    except (ValueError, IndexError, TypeError, msgpack.UnpackException):
+        return hash(tx) % count
+    return int.from_bytes(hashlib.sha256(bytes(signer)).digest()[:4], "big") % count
 
 
 class BackgroundLoad:
@@ -103,7 +120,8 @@ class BackgroundLoad:
             s = i % len(senders)
             tx = make_tx(senders[s], self.chain_id, nonces[s], body=[f"{self.tag}-{s}".encode(), b"x"])
             try:
-                client = clients.get(port) or RpcClient.connect("127.0.0.1", port, key, timeout_s=2.0)
+                client = clients.get(port) or RpcClient.connect("127.0.0.1", port, key, timeout_s=2.0,
+                                                                chain_id=self.chain_id)
                 clients[port] = client
                 reply = client.call("submit", timeout_s=2.0, tx=tx, wait="none")
                 if reply.get("result") == "ok":

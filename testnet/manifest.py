@@ -21,6 +21,7 @@ from typing import Any
 
 from hedgerow.node.errors import ConfigError
 
+DEFAULT_CHAIN_ID = "hedgerow-testnet"
 TOP_KEYS = {"chain_id", "validators", "observers", "app", "consensus", "node", "fault", "seed", "mempool"}
 NODE_KEYS = {"role", "p2p_port", "rpc_port", "metrics_port", "start", "byzantine"}
 FAULT_KEYS = {"from", "to", "drop", "delay_ms", "jitter_ms", "duplicate", "reorder", "partition"}
@@ -46,7 +47,7 @@ class LinkFault:
 
 @dataclass(frozen=True)
 class Manifest:
-    chain_id: str = "hedgerow-testnet"
+    chain_id: str = DEFAULT_CHAIN_ID
     app: str = "kv"
     seed: int = 0
     nodes: tuple[NodeSpec, ...] = ()
@@ -69,7 +70,7 @@ class Manifest:
         raise ConfigError(f"no node {name!r} in the manifest")
 
 
-def default_manifest(validators: int, observers: int = 0, *, chain_id: str = "hedgerow-testnet",
+def default_manifest(validators: int, observers: int = 0, *, chain_id: str = DEFAULT_CHAIN_ID,
                      app: str = "kv", consensus: dict[str, Any] | None = None) -> Manifest:
     if not 1 <= validators <= 64:
         raise ConfigError(f"validators must be 1..64, got {validators}")
