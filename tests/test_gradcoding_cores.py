@@ -306,3 +306,16 @@ def test_p_hat_estimate_and_realized_weights() -> None:
     step = -realized.w  # eta = 1: w1 = -g_hat, with g_hat = (1/(d*|R|)) * sum of the two messages
     expected = sum(decompress(r.payload) for r in replies.values()) / (2 * 2)
     np.testing.assert_allclose(step, expected, rtol=1e-12)
+
+
+def test_worker_drops_jobs_and_requests_it_cannot_run() -> None:
+    job = setup().job_spec()
+    worker = GcWorker(1)
+    bad_model = replace(job, model=replace(job.model, dim=DIM + 1))
+    assert worker.on_message(9, bad_model, 0.0) == [] and worker.job is None
+    assert GcWorker(7).on_message(9, job, 0.0) == []  # not one of this job's workers
+    worker.on_message(9, job, 0.0)
+    nan_w = to_wire_values(np.full(DIM, np.nan), "f32")
+    assert worker.on_message(9, GradRequest(job.job_id, 0, nan_w, -1), 0.0) == []
+    assert worker.on_message(9, GradRequest(job.job_id, 0, b"abc", -1), 0.0) == []
+    assert worker.counters["bad_jobs"] == 1 and worker.counters["bad_requests"] == 2

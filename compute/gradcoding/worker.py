@@ -7,6 +7,7 @@ whether the reply was aggregated (`accepted_round`), then it is committed or rol
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -65,7 +66,8 @@ class GcWorker:
         self.job: GcJobSpec | None = None
         self.memory: Array | None = None
         self.pending: _Pending | None = None
-        self.counters = {"requests": 0, "commits": 0, "rollbacks": 0, "bad_requests": 0, "unknown_job": 0}
+        self.counters = {"requests": 0, "commits": 0, "rollbacks": 0, "bad_requests": 0, "unknown_job": 0,
+                         "bad_jobs": 0}
 
     def start(self, now: float) -> list[Action]:
         del now
@@ -89,10 +91,17 @@ class GcWorker:
     def _learn(self, job: GcJobSpec) -> None:
         if self.job is not None and self.job.job_id == job.job_id:
             return  # re-sent spec (coordinator restart): keep memory
-        if self._problem is None or self._problem.n != job.n:
-            self._problem = make_problem(job.data, job.model, job.n)
-        if self._problem.dim != job.model.dim:
-            raise ValueError(f"problem dim {self._problem.dim} != job model.dim {job.model.dim}")
+        problem = self._problem
+        try:
+            if problem is None or problem.n != job.n or problem.dim != job.model.dim:
+                problem = make_problem(job.data, job.model, job.n)
+        except ValueError:  # ConfigError included: a job this worker cannot run is dropped, not fatal
+            self.counters["bad_jobs"] += 1
+            return
+        if problem.dim != job.model.dim or not 0 <= self.index < job.n:
+            self.counters["bad_jobs"] += 1
+            return
+        self._problem = problem
         self.job = job
         self.memory = np.zeros(job.model.dim)
         self.pending = None
@@ -109,12 +118,15 @@ class GcWorker:
         if len(req.weights) != job.model.dim * value_bits(job.wire_dtype) // 8:
             self.counters["bad_requests"] += 1
             return []
+        w = from_wire_values(req.weights, job.wire_dtype)
+        if not (bool(np.all(np.isfinite(w))) and math.isfinite(req.ef_scale)):
+            self.counters["bad_requests"] += 1
+            return []
         self.counters["requests"] += 1
         memory = self._settle(req, memory)
         if req.ef_scale != 1.0:
             memory = memory * req.ef_scale
         self.memory = memory
-        w = from_wire_values(req.weights, job.wire_dtype)
         support = job.support[self.index]
         row = np.zeros(job.n)
         row[list(support)] = job.coeffs[self.index]
