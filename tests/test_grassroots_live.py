@@ -15,13 +15,14 @@ import pytest
 from hedgerow.node.cli import main
 from hedgerow.protocols.crypto import SigningKey
 from hedgerow.testnet.launcher import free_ports, wait_until
+from hedgerow.testnet.sim.grassroots_campaign import run_live
 
 pytestmark = pytest.mark.multiprocess
 
 
-@pytest.fixture
-def live_home(tmp_path: Path) -> Iterator[Path]:
-    home = tmp_path / "node"
+@pytest.fixture(scope="module")
+def live_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    home = tmp_path_factory.mktemp("grassroots-live") / "node"
     assert main(["init", "--home", str(home), "--chain-id", "grassroots-live"]) == 0
     p2p, rpc = free_ports(2)
     genesis_path = home / "config" / "genesis.json"
@@ -75,3 +76,21 @@ def test_tx_final_then_failure_code_then_queries(live_home: Path, capsys: pytest
     assert json.loads(capsys.readouterr().out)["ratios"] == {"cash": None, "quick": None, "current": None}
     assert main(["tx", "query", "nonce", f"account={me}", *home]) == 0
     assert json.loads(capsys.readouterr().out) == 3
+
+
+def test_glp_plays_against_the_live_node(live_home: Path) -> None:
+    report = run_live("play-4b", live_home, stretch=4, deadline_s=60)
+    assert report["violations"] == []
+    views = {x: (v["holds"], v["treasury"]) for x, v in report["agents"].items()}
+    assert views == {"A": ({"B0": 1, "B20": 5}, {"A0": 2, "A20": 2}), "B": ({"A0": 3, "A20": 3}, {"B0": 4})}
+    report = run_live("play-11", live_home, stretch=4, deadline_s=60)
+    assert report["violations"] == []
+    # the plays share the node, so play 11's balances add to play 4b's (A 1 B0 + 5 B0)
+    assert report["agents"]["A"]["holds"]["B0"] == 6 and report["agents"]["B"]["treasury"] == {"B0": 4}
+
+
+@pytest.mark.slow
+def test_village_market_against_the_live_node(live_home: Path) -> None:
+    report = run_live("village", live_home, stretch=10, deadline_s=120)
+    assert report["violations"] == []
+    assert report["agents"]["A"]["ratios"] == {"cash": "10/11", "quick": "10/11", "current": "10/11"}

@@ -112,6 +112,8 @@ class GrassrootsApp:
             return None if found is None else found.hex()
         if path == "receipt":
             return self._receipt(args)
+        if path == "snapshot":
+            return self.snapshot().hex()
         raise QueryError(f"unknown query {path!r}; known: {', '.join(sorted(QUERY_PATHS))}")
 
     def _receipt(self, args: Mapping[str, Any]) -> Any:
@@ -131,7 +133,7 @@ class GrassrootsApp:
         }
 
 
-QUERY_PATHS = frozenset({*STATE_QUERIES, *PARAM_QUERIES, "status", "app_hash", "receipt"})
+QUERY_PATHS = frozenset({*STATE_QUERIES, *PARAM_QUERIES, "status", "app_hash", "receipt", "snapshot"})
 
 
 def jsonable(value: Any) -> Any:

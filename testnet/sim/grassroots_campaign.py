@@ -12,12 +12,14 @@ from __future__ import annotations
 import argparse
 import random
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 from hedgerow.protocols.crypto import SigningKey
 from hedgerow.protocols.grassroots.client import Client
 from hedgerow.protocols.grassroots.codes import Code
+from hedgerow.protocols.grassroots.encoding import tx_hash_of
 from hedgerow.protocols.grassroots.instruments import (
     balloon_loan,
     credit_line,
@@ -50,6 +52,8 @@ class Market:
     clients: dict[str, Client] = field(init=False)
     monitor: Monitor = field(init=False)
     checkpoints: dict[str, Any] = field(default_factory=dict)
+    base: int = 0  # the tick the script's tick 0 maps to (live chains are already running)
+    stretch: int = 1  # ledger ticks per script tick (live blocks need time to fill)
 
     def __post_init__(self) -> None:
         self.clients = {
@@ -72,7 +76,8 @@ class Market:
     def lot(self, text: str) -> tuple[bytes, int, int]:
         """'B25x24' -> (B, 25 days in ticks, 24); 'A0x5' -> 5 A-coins."""
         name, _, amount = text.partition("x")
-        return (self.key(name[0]), int(name[1:]) * self.params.ticks_per_day, int(amount))
+        days = int(name[1:])
+        return (self.key(name[0]), self.day(days) if days else 0, int(amount))
 
     def block(
         self, txs: Sequence[bytes], *, at: int | None = None, expect: Sequence[Code] | None = None
@@ -93,12 +98,18 @@ class Market:
             )
         return list(result.receipts)
 
+    def tick(self, script_tick: int) -> int:
+        """The ledger tick of a script tick."""
+        return self.base + script_tick * self.stretch
+
     def day(self, number: int) -> int:
-        return number * self.params.ticks_per_day
+        return self.tick(number * self.params.ticks_per_day)
 
     def label(self, issuer: bytes, maturity: int) -> str:
-        tpd = self.params.ticks_per_day
-        when = str(maturity // tpd) if maturity % tpd == 0 else f"@{maturity}"
+        """X0 for coins, X25 for bonds maturing on script day 25, X@T for other ledger ticks."""
+        span = self.params.ticks_per_day * self.stretch
+        offset = maturity - self.base
+        when = "0" if maturity == 0 else str(offset // span) if offset % span == 0 else f"@{maturity}"
         return f"{self.names.get(issuer, issuer.hex()[:8])}{when}"
 
     def agent_view(self, letter: str) -> dict[str, Any]:
@@ -117,6 +128,9 @@ class Market:
             "current_liabilities": report.current_liabilities,
         }
 
+    def violations(self) -> list[str]:
+        return list(self.monitor.violations)
+
     def end_state(self) -> dict[str, Any]:
         supply = {
             self.label(issuer, maturity): minted - self.state.burned.get((issuer, maturity), 0)
@@ -125,11 +139,111 @@ class Market:
         return {
             "agents": {letter: self.agent_view(letter) for letter in self.letters},
             "supply": dict(sorted(supply.items())),
-            "violations": list(self.monitor.violations),
+            "violations": self.violations(),
             "height": self.state.height,
             "now": self.state.now,
             "checkpoints": self.checkpoints,
         }
+
+
+class LiveMarket(Market):
+    """The same scripts against a running node (its home), through its RPC.
+
+    Every act waits for its tick, then submits its txs one by one (each waiting to be speculatively
+    committed, so a later tx of the act sees an earlier one) and reads their receipts back. An act
+    that ends outside the script day it belongs to is reported as a violation: the chain ran faster
+    than the driver, so raise `stretch`. The end state comes from a snapshot of the node's ledger."""
+
+    def __init__(
+        self, params: Params, letters: str, home: Path, *, stretch: int, deadline_s: float, days: bool
+    ) -> None:
+        self.home, self.deadline_s, self.days = home, deadline_s, days
+        self.slips: list[str] = []
+        super().__init__(params, letters, stretch=stretch)
+        for client in self.clients.values():
+            client.nonce = int(self._query("nonce", {"account": client.account.hex()}))
+        self.base = self.height() + 2 * stretch
+
+    def _query(self, path: str, args: dict[str, Any]) -> Any:
+        from hedgerow.node.rpc_client import query
+
+        return query(self.home, path, args)
+
+    def height(self) -> int:
+        return int(self._query("status", {})["height"])
+
+    @property
+    def state(self) -> LedgerState:
+        from hedgerow.protocols.grassroots.state import restore_state
+
+        return restore_state(bytes.fromhex(self._query("snapshot", {})))
+
+    def _wait(self, condition: Callable[[], Any], what: str) -> Any:
+        from hedgerow.testnet.launcher import wait_until
+
+        return wait_until(condition, self.deadline_s, what)
+
+    def block(
+        self, txs: Sequence[bytes], *, at: int | None = None, expect: Sequence[Code] | None = None
+    ) -> list[Receipt]:
+        from hedgerow.node.rpc_client import submit
+
+        if at is not None:
+            self._wait(lambda: self.height() >= at - 1, f"height {at - 1}")
+        found = []
+        for raw in txs:
+            answer = submit(self.home, raw, "speculative", timeout_s=self.deadline_s)
+            if answer.get("status") == "rejected":
+                raise ScenarioError(f"tick {at}: the node rejected a tx: {answer.get('result')}")
+            found.append(self._receipt(tx_hash_of(raw).hex()))
+        if not txs and at is not None:
+            self._wait(lambda: self.height() >= at, f"height {at}")
+        receipts = [Receipt(bytes.fromhex(r["tx_hash"]), Code[r["code"]], r["events"]) for r in found]
+        wanted = list(expect) if expect is not None else [Code.OK] * len(txs)
+        if [r.code for r in receipts] != wanted:
+            raise ScenarioError(
+                f"tick {at}: receipts {[r.code.name for r in receipts]}, "
+                f"script expects {[c.name for c in wanted]}"
+            )
+        if at is not None and self.days:
+            span = self.params.ticks_per_day * self.stretch
+            day_end = self.base + ((at - self.base) // span + 1) * span
+            late = [r["height"] for r in found if r["height"] >= day_end]
+            if late:
+                self.slips.append(
+                    f"act of tick {at} committed at height {max(late)}, past its day (< {day_end})"
+                )
+        return receipts
+
+    def _receipt(self, tx_hash: str) -> dict[str, Any]:
+        def ready() -> Any:
+            return self._query("receipt", {"tx_hash": tx_hash})
+
+        found: dict[str, Any] = self._wait(ready, f"the receipt of {tx_hash[:16]}")
+        return found
+
+    def violations(self) -> list[str]:
+        from hedgerow.protocols.grassroots.invariants import check_state
+
+        return self.slips + check_state(self.state)
+
+
+def run_live(name: str, home: Path, *, stretch: int = 10, deadline_s: float = 60.0) -> dict[str, Any]:
+    """Run scenario `name` against the node at `home` (a fresh chain's ledger, or any: the script
+    starts two of its days after the current height); the end state as `run_scenario` reports it."""
+    from hedgerow.node.home import load_genesis
+
+    genesis = load_genesis(home / "config" / "genesis.json")
+    section = genesis.extra.get("grassroots")
+    params = Params.from_genesis(genesis.chain_id, section if isinstance(section, dict) else None)
+    if name != "village":
+        params = replace(params, ticks_per_day=1)  # the plays count in ticks (labels only)
+    village = name == "village"
+    letters = VILLAGE_LETTERS if village else "AB"
+    # the village's acts belong to days; the plays' acts only have to come after their ticks
+    market = LiveMarket(params, letters, home, stretch=stretch, deadline_s=deadline_s, days=village)
+    SCRIPTS[name](market)
+    return market.end_state()
 
 
 def village_params() -> Params:
@@ -158,14 +272,15 @@ def run_village(market: Market) -> None:
         d.mint(0, 15),
         d.offer(f.account, [lot("D0x15")], [lot("F28x18")], offer_until),
     ]
-    market.block(txs, at=day(1))
+    receipts = market.block(txs, at=day(1))
+    bob_offer, diana_offer = (event[1] for r in receipts for event in r.events if event[0] == "offer")
     loans = [
         d.mint(0, 20),
-        d.accept_terms(1, b.account, [lot("B25x24")], [lot("D0x20")], offer_until),
+        d.accept_terms(bob_offer, b.account, [lot("B25x24")], [lot("D0x20")], offer_until),
         f.mint(day(28), 18),
-        f.accept_terms(2, d.account, [lot("D0x15")], [lot("F28x18")], offer_until),
+        f.accept_terms(diana_offer, d.account, [lot("D0x15")], [lot("F28x18")], offer_until),
     ]
-    market.block(loans, at=day(1) + 1)
+    market.block(loans, at=day(1) + market.stretch)
     market.block(
         [
             b.transfer(a.account, [lot("A0x5")]),
@@ -174,7 +289,7 @@ def run_village(market: Market) -> None:
         ],
         at=day(2),
     )
-    market.block([], at=day(3) - 1)
+    market.block([], at=day(3) - market.stretch)
     market.checkpoints["day2"] = {x: market.agent_view(x)["ratios"] for x in ("B", "D")}
     market.block(
         swap_lots(e, [lot("F0x5")], c, [lot("A0x5")], day(4))
@@ -208,7 +323,7 @@ def _play(letters: str, script: Callable[[Market], None]) -> Callable[[], Market
 
 
 def play_2(m: Market) -> None:
-    m.block(credit_line(m["A"], m["B"], 3, 100))
+    m.block(credit_line(m["A"], m["B"], 3, m.tick(100)))
 
 
 def play_3(m: Market) -> None:
@@ -222,8 +337,8 @@ def play_4(m: Market) -> None:
 
 
 def play_4b(m: Market) -> None:
-    a, b, t = m["A"], m["B"], 20
-    m.block(credit_line(a, b, 5, 100) + forward(a, b, 5, t, 100))
+    a, b, t = m["A"], m["B"], m.tick(20)
+    m.block(credit_line(a, b, 5, m.tick(100)) + forward(a, b, 5, t, m.tick(100)))
     m.block(
         [
             a.redeem(b.account, 0, 2, [(a.account, t, 2)]),
@@ -236,36 +351,40 @@ def play_4b(m: Market) -> None:
 
 
 def play_5(m: Market) -> None:
-    m.block(zero_coupon_loan(m["A"], m["B"], 9, 10, 5, 100))
+    m.block(zero_coupon_loan(m["A"], m["B"], 9, 10, m.tick(5), m.tick(100)))
 
 
 def play_6(m: Market) -> None:
-    m.block(balloon_loan(m["A"], m["B"], 10, [(100, 1), (200, 1), (300, 11)], 100))
+    schedule = [(m.tick(100), 1), (m.tick(200), 1), (m.tick(300), 11)]
+    m.block(balloon_loan(m["A"], m["B"], 10, schedule, m.tick(100)))
 
 
 def play_8(m: Market) -> None:
     a, b = m["A"], m["B"]
-    m.block(credit_line(a, b, 5, 100))
-    m.block(swap_lots(a, [m.lot("A10x3")], b, [m.lot("A0x2")], 100))
+    m.block(credit_line(a, b, 5, m.tick(100)))
+    m.block(swap_lots(a, [m.lot("A10x3")], b, [m.lot("A0x2")], m.tick(100)))
 
 
 def play_9(m: Market) -> None:
-    m.block(forward(m["A"], m["B"], 3, 50, 100))
+    m.block(forward(m["A"], m["B"], 3, m.tick(50), m.tick(100)))
 
 
 def play_10(m: Market) -> None:
-    a, b, t = m["A"], m["B"], 10
-    m.block(credit_line(a, b, 5, 100))
+    a, b, t = m["A"], m["B"], m.tick(10)
+    m.block(credit_line(a, b, 5, m.tick(100)))
     m.block(time_release_escrow(a, b.account, [m.lot("B0x3")], t))
     m.block([], at=t)
 
 
 def play_11(m: Market) -> None:
-    a, b, t = m["A"], m["B"], 10
-    m.block(credit_line(a, b, 5, 100))
+    a, b, t = m["A"], m["B"], m.tick(10)
+    m.block(credit_line(a, b, 5, m.tick(100)))
     receipts = m.block(time_release_escrow(a, b.account, [m.lot("B0x3")], t))
     m.block([a.escrow_cancel(receipts[0].events[0][1])])
     m.block([], at=t)
+
+
+SCRIPTS: dict[str, Callable[[Market], None]] = {}
 
 
 def build_village() -> Market:
@@ -287,6 +406,22 @@ BUILDERS: dict[str, Callable[[], Market]] = {
     "play-10": _play("AB", play_10),
     "play-11": _play("AB", play_11),
 }
+
+SCRIPTS.update(
+    {
+        "village": run_village,
+        "play-2": play_2,
+        "play-3": play_3,
+        "play-4": play_4,
+        "play-4b": play_4b,
+        "play-5": play_5,
+        "play-6": play_6,
+        "play-8": play_8,
+        "play-9": play_9,
+        "play-10": play_10,
+        "play-11": play_11,
+    }
+)
 
 SCENARIOS: dict[str, str] = {
     "village": "GLP play 12, Village Market Month: credit lines, loans, escrow, prepayment, sale of debt, "
