@@ -208,6 +208,8 @@ def make_genesis(manifest: Manifest, keys: dict[str, SigningKey]) -> bytes:
 class Testnet:
     """A testnet directory and the node processes this Python process (or an earlier one) started."""
 
+    __test__ = False  # not a pytest test class
+
     def __init__(self, directory: Path, nodes: dict[str, NodeRecord], chain_id: str) -> None:
         self.dir = Path(directory)
         self.nodes = nodes
