@@ -261,6 +261,14 @@ class Perturber:
         for name in self.running():
             with contextlib.suppress(WaitTimeout):
                 wait_until(lambda n=name: self._push_one(n), self.wait_s, f"{name} to answer RPC")  # type: ignore[misc]
+        live = [n for n in self.running() if self.testnet.record(n).role == "validator"]
+        top = max([self._safe_height(n) for n in live] + [0])
+        try:
+            wait_until(lambda: all(self._safe_height(n) > top for n in live), 2 * self.wait_s,
+                       f"every validator to commit past height {top}")
+            done.append(f"every validator committing again past height {top}")
+        except WaitTimeout as error:
+            done.append(f"not committing again yet: {error}")
         return done
 
 

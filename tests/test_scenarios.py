@@ -136,6 +136,11 @@ def test_more_byzantine_than_f_makes_the_checker_report_the_break(testnet: Testn
     assert report["byzantine"] == ["v2", "v3"]
     assert any(v["invariant"] == "liveness" for v in report["violations"]), report["violations"]
     assert "violations in byzantine-beyond-f" in done.stderr
+    assert any(line.startswith("every validator committing again") for line in report["restored"]), report
     # restored afterwards: every validator honest again and committing
     heights = testnet.heights()
-    testnet.wait_for_height(max(heights.values()) + 3, deadline_s=30)
+    try:
+        testnet.wait_for_height(max(heights.values()) + 3, deadline_s=60)
+    except Exception:
+        print([s.to_json() for s in testnet.status()], report["restored"])
+        raise
