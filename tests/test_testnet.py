@@ -8,13 +8,22 @@ the time budget on 2 cores; each step waits on conditions with deadlines, never 
 
 from __future__ import annotations
 
+import os
+import signal
 import socket
+import subprocess
+import sys
+import urllib.request
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import trio
 
 from hedgerow.net.transport import Transport
+from hedgerow.node.errors import ConfigError
+from hedgerow.node.join import join_home
+from hedgerow.node.rpc_client import RpcClient
 from hedgerow.protocols.crypto import SigningKey, node_id_of
 from hedgerow.protocols.monadbft.messages import Vote, VoteMsg
 from hedgerow.testnet.checks import (
@@ -24,9 +33,10 @@ from hedgerow.testnet.checks import (
     gather_signer_evidence,
     validator_indices,
 )
-from hedgerow.testnet.launcher import Testnet, up
+from hedgerow.testnet.launcher import Testnet, up, wait_until
 from hedgerow.testnet.load import BackgroundLoad, SubmitResult, make_txs, submit_all
 from hedgerow.testnet.manifest import parse_manifest
+from hedgerow.testnet.scenario_checks import gather, run_checks
 
 pytestmark = pytest.mark.multiprocess
 VALIDATORS = ["v0", "v1", "v2", "v3"]
@@ -121,6 +131,28 @@ def test_kill9_during_load_then_catch_up_without_double_signing(testnet: Testnet
     signed, votes = gather_signer_evidence(testnet, VALIDATORS)
     assert any(row[0] == "vote" for row in signed["v1"]), "v1's persisted signer log survived the kill"
     assert check_signer_safety(signed, votes, validator_indices(testnet)) == []
+    evidence = gather(testnet, VALIDATORS, VALIDATORS)
+    violations, observed = run_checks(evidence, byzantine=set(), submitted=set(), acknowledged={},
+                                      start_height=top, validators=4)
+    assert violations == [] and observed == [], violations
+
+
+def test_metrics_endpoint_reports_height_and_drops(testnet: Testnet) -> None:
+    port = testnet.nodes["v0"].metrics_port
+    text = ""
+
+    def scraped() -> bool:
+        nonlocal text
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as reply:
+            text = reply.read().decode()
+        return "hedgerow_height " in text and 'hedgerow_frames_dropped_total{reason="closed_' in text
+
+    wait_until(scraped, 20, "/metrics with height and drop counters")
+    height = float(text.split("hedgerow_height ")[1].split()[0])
+    assert height >= 1
+    for name in ("hedgerow_round", "hedgerow_commits_total", "hedgerow_tx_per_second", "hedgerow_peers",
+                 "hedgerow_timeouts_total", "hedgerow_txs_committed_total"):
+        assert name in text
 
 
 def test_late_observer_reaches_the_same_state_hash(testnet: Testnet) -> None:
@@ -132,3 +164,32 @@ def test_late_observer_reaches_the_same_state_hash(testnet: Testnet) -> None:
     assert status["role"] == "observer"
     assert testnet.call("o0", "query", path="info", args={})["executed"] >= 1000
 
+
+
+def test_connect_your_own_node_with_init_join(testnet: Testnet, tmp_path: Path) -> None:
+    v0 = testnet.nodes["v0"]
+    info = testnet.call("v0", "status")
+    with pytest.raises(ConfigError, match="not the expected"):
+        join_home(tmp_path / "wrong", f"127.0.0.1:{v0.rpc_port}", genesis_hash="00" * 32)
+    summary = join_home(tmp_path / "mine", f"127.0.0.1:{v0.rpc_port}", genesis_hash=info["genesis_hash"])
+    with open(tmp_path / "mine.log", "wb") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "hedgerow.node.run_main", "--home", summary["home"]],
+                                stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        rpc_port = int(summary["rpc"].rsplit(":", 1)[1])
+        key = SigningKey.generate()
+
+        def height_of_mine() -> int:
+            with RpcClient.connect("127.0.0.1", rpc_port, key, timeout_s=2) as client:
+                return int(client.call("status")["height"])
+
+        target = testnet.heights(["v0"])["v0"]
+        wait_until(lambda: height_of_mine() >= target, 40, f"the joined observer to reach height {target}")
+        with RpcClient.connect("127.0.0.1", rpc_port, key) as client:
+            mine = client.call("finalized", start=target, count=1)[0]
+            assert client.call("status")["role"] == "observer"
+        theirs = testnet.call("v0", "finalized", start=target, count=1)[0]
+        assert (mine["block_id"], mine["state_hash"]) == (theirs["block_id"], theirs["state_hash"])
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        assert proc.wait(timeout=20) == 0, "graceful stop on SIGTERM"
