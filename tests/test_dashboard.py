@@ -27,7 +27,7 @@ from hedgerow.testnet.dashboard.collector import Collector, diff_nodes, summariz
 from hedgerow.testnet.dashboard.control import current_partition, heal, partition
 from hedgerow.testnet.dashboard.server import STATIC_DIR, TOKEN_HEADER, build_app, serve
 from hedgerow.testnet.dashboard.server import testnet_token as token_of
-from hedgerow.testnet.dashboard.sources import LogTail, parse_event_line, read_jobs
+from hedgerow.testnet.dashboard.sources import JobLog, LogTail, parse_event_line, read_jobs
 from hedgerow.testnet.manifest import default_manifest
 
 LOOPBACK = ("127.0.0.1", 50000)
@@ -207,13 +207,18 @@ def test_evidence_lines_are_summarized() -> None:
 
 
 def test_jobs_progress_files(tmp_path: Path) -> None:
-    jobs = tmp_path / "jobs"
-    jobs.mkdir()
-    lines = [{"job": "deer-1", "kind": "newton", "iteration": i, "residual": 10.0 ** -i} for i in range(4)]
-    (jobs / "deer-1.jsonl").write_text("\n".join(json.dumps(x) for x in lines) + "\nnot json\n")
-    [job] = read_jobs(tmp_path)
-    assert job["job"] == "deer-1" and job["metric"] == "residual" and job["iteration"] == 3
-    assert job["curve"] == [[i, 10.0 ** -i] for i in range(4)]
+    log = JobLog(tmp_path, "deer-1", "newton")
+    for i in range(4):
+        log.point(i, residual=10.0 ** -i, stragglers=[2] if i == 1 else None, done=i == 3)
+    with open(log.path, "a") as out:
+        out.write("not json\n")
+    JobLog(tmp_path, "train-1", "gradcoding").point(0, loss=0.7)
+    deer, train = read_jobs(tmp_path)
+    assert (deer["job"], deer["metric"], deer["iteration"], deer["done"]) == ("deer-1", "residual", 3, True)
+    assert deer["curve"] == [[i, 10.0 ** -i] for i in range(4)]
+    assert (train["metric"], train["curve"], train["done"]) == ("loss", [[0, 0.7]], False)
+    with pytest.raises(ValueError):
+        JobLog(tmp_path, "../escape", "newton")
 
 
 async def test_stream_pushes_a_snapshot_after_a_control_action(net_dir: Path) -> None:

@@ -265,6 +265,7 @@ function renderLedger(snapshot) {
     box.textContent = "no running node answered yet";
     return;
   }
+  box.classList.remove("muted");
   box.append(el("div", { class: "muted" }, `from ${ledger.from}; open: ` +
     (Object.entries(ledger.open_counts).map(([k, v]) => `${v} ${k}s`).join(", ") || "no contracts")));
   box.append(el("h3", {}, "Supply per issuer"), table(["issuer", "maturity", "outstanding", "held by others"],
@@ -295,6 +296,7 @@ function renderJobs(snapshot) {
   const box = document.getElementById("jobs");
   if (!snapshot.jobs || snapshot.jobs.length === 0) return;
   box.replaceChildren();
+  box.classList.remove("muted");
   const out = table(["job", "kind", "iteration", "metric", "last", "curve (log)", "stragglers", "done"], []);
   for (const job of snapshot.jobs) {
     const last = job.curve.length ? job.curve[job.curve.length - 1][1] : null;
