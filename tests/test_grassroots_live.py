@@ -87,10 +87,3 @@ def test_glp_plays_against_the_live_node(live_home: Path) -> None:
     assert report["violations"] == []
     # the plays share the node, so play 11's balances add to play 4b's (A 1 B0 + 5 B0)
     assert report["agents"]["A"]["holds"]["B0"] == 6 and report["agents"]["B"]["treasury"] == {"B0": 4}
-
-
-@pytest.mark.slow
-def test_village_market_against_the_live_node(live_home: Path) -> None:
-    report = run_live("village", live_home, stretch=10, deadline_s=120)
-    assert report["violations"] == []
-    assert report["agents"]["A"]["ratios"] == {"cash": "10/11", "quick": "10/11", "current": "10/11"}
