@@ -208,3 +208,28 @@ def test_torch_api_matches_numpy(device: str, name: str, wire_dtype: str) -> Non
     np.testing.assert_allclose(torch_api.encode(b_row, (0, 2), grads).cpu().numpy(),
                                0.5 * grads[0].cpu().numpy() + 2.0 * grads[1].cpu().numpy())
     assert np_compress(spec, v, np.random.default_rng(1), wire_dtype).dim == 300
+
+
+@pytest.mark.parametrize("name", ["topk", "randk", "identity"])
+def test_device_resident_worker_matches_numpy_worker(name: str) -> None:
+    """A torch problem's worker with gradients and EF memory on the device sends the same replies."""
+    from hedgerow.compute.gradcoding.compress import to_wire_values
+    from hedgerow.compute.gradcoding.driver import build_problem
+
+    setup = TrainSetup(n=4, s=1, problem="mlp", data_dim=8, m=15, mlp_sizes=(8, 6, 3), l2=0.0,
+                       compressor=CompressorSpec(name, 0.1), error_feedback=name != "identity")
+    job = setup.job_spec()
+    problem = build_problem(setup)
+    plain, resident = GcWorker(2, problem=problem), GcWorker(2, problem=problem, device_resident=True)
+    for worker in (plain, resident):
+        worker.on_message(4, job, 0.0)
+    assert not isinstance(resident.memory, np.ndarray)
+    rng = np.random.default_rng(0)
+    accepted = -1
+    for t in range(6):
+        w = to_wire_values(problem.initial_weights() + 0.1 * rng.standard_normal(problem.dim), "f32")
+        request = GradRequest(job.job_id, t, w, accepted)
+        (a,), (b,) = plain.on_message(4, request, 0.0), resident.on_message(4, request, 0.0)
+        assert isinstance(a, Send) and isinstance(b, Send) and a.message == b.message, t
+        accepted = t if t % 3 else accepted  # some rounds accepted, some rolled back
+    np.testing.assert_array_equal(resident.memory.cpu().numpy(), plain.memory)

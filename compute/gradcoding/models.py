@@ -129,11 +129,14 @@ class TorchMLP:
             loss = loss + 0.5 * self.l2 * sum((p * p).sum() for p in self.params)
         return loss
 
-    def partition_grad(self, j: int, w: Array) -> Array:
+    def partition_grad_tensor(self, j: int, w: Array) -> Any:
+        """grad f_j(w) as a flat float64 tensor on the model's device."""
         self._load(w)
         grads = self.torch.autograd.grad(self._partition_objective(j), self.params)
-        flat = self.torch.cat([g.reshape(-1) for g in grads])
-        out: Array = flat.detach().cpu().numpy().astype(np.float64)
+        return self.torch.cat([g.reshape(-1) for g in grads]).detach()
+
+    def partition_grad(self, j: int, w: Array) -> Array:
+        out: Array = self.partition_grad_tensor(j, w).cpu().numpy().astype(np.float64)
         return out
 
     def loss(self, w: Array) -> float:

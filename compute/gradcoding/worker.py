@@ -46,7 +46,16 @@ def compress_rng(job_seed: int, round_: int, worker: int) -> np.random.Generator
 @dataclass
 class _Pending:
     round: int
-    memory: Array
+    memory: Any  # numpy float64, or a float64 tensor on the problem's device
+
+
+class _NumpyOps:
+    encode = staticmethod(encode)
+    ef_step = staticmethod(ef_step)
+    compress = staticmethod(compress)
+
+
+_NUMPY_OPS = _NumpyOps()
 
 
 class GcWorker:
@@ -58,13 +67,15 @@ class GcWorker:
     """
 
     def __init__(self, index: int, *, problem: Problem | None = None, memory_epoch: int = 0,
-                 persist_memory: bool = False) -> None:
+                 persist_memory: bool = False, device_resident: bool = False) -> None:
         self.index = index
+        self.device_resident = device_resident  # torch problems: gradients and EF memory stay on device
+        self._torch = False
         self.memory_epoch = memory_epoch
         self.persist_memory = persist_memory
         self._problem = problem
         self.job: GcJobSpec | None = None
-        self.memory: Array | None = None
+        self.memory: Any = None  # numpy float64, or a float64 tensor on the problem's device
         self.pending: _Pending | None = None
         self.counters = {"requests": 0, "commits": 0, "rollbacks": 0, "bad_requests": 0, "unknown_job": 0,
                          "bad_jobs": 0}
@@ -103,7 +114,14 @@ class GcWorker:
             return
         self._problem = problem
         self.job = job
-        self.memory = np.zeros(job.model.dim)
+        self._torch = self.device_resident and hasattr(problem, "partition_grad_tensor")
+        if self._torch:
+            import torch
+
+            device = getattr(problem, "device", None)
+            self.memory = torch.zeros(job.model.dim, dtype=torch.float64, device=device)
+        else:
+            self.memory = np.zeros(job.model.dim)
         self.pending = None
 
     def _on_request(self, sender: int, req: GradRequest) -> list[Action]:
@@ -130,21 +148,36 @@ class GcWorker:
         support = job.support[self.index]
         row = np.zeros(job.n)
         row[list(support)] = job.coeffs[self.index]
-        v = encode(row, support, [problem.partition_grad(j, w) for j in support])
         rng = compress_rng(job.job_seed, req.round, self.index) if job.compressor.name == "randk" else None
+        ops: Any = self._ops()
+        if self._torch:
+            torch_problem: Any = problem
+            grads: list[Any] = [torch_problem.partition_grad_tensor(j, w) for j in support]
+        else:
+            grads = [problem.partition_grad(j, w) for j in support]
+        v = ops.encode(row, support, grads)
         actions: list[Action] = []
         if job.error_feedback:
-            cv, memory_new = ef_step(memory, v, job.compressor, rng, job.wire_dtype)
+            cv, memory_new = ops.ef_step(memory, v, job.compressor, rng, job.wire_dtype)
             self.pending = _Pending(req.round, memory_new)
             if self.persist_memory:
-                actions.append(Persist(EfMemory(job.job_id, req.round, to_wire_values(memory_new, "f64"))))
+                host = memory_new.cpu().numpy() if self._torch else memory_new
+                actions.append(Persist(EfMemory(job.job_id, req.round, to_wire_values(host, "f64"))))
         else:
-            cv = compress(job.compressor, v, rng, job.wire_dtype)
+            cv = ops.compress(job.compressor, v, rng, job.wire_dtype)
         reply = GradReply(job.job_id, req.round, self.index, cv, nominal_bits(cv), 0.0, self.memory_epoch)
         actions.append(Send(sender, reply))
         return actions
 
-    def _settle(self, req: GradRequest, memory: Array) -> Array:
+    def _ops(self) -> Any:
+        """The numpy API, or its torch twin for device-resident torch problems."""
+        if self._torch:
+            from hedgerow.compute.gradcoding import torch_api
+
+            return torch_api
+        return _NUMPY_OPS
+
+    def _settle(self, req: GradRequest, memory: Any) -> Any:
         """Commit or roll back the pending EF update (5.7 step 1)."""
         pending, self.pending = self.pending, None
         if pending is None:
