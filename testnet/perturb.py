@@ -72,6 +72,7 @@ class Perturber:
         self.byzantine: dict[str, list[str]] = {}
         self.skewed: set[str] = set()
         self.labels: dict[str, str] = {}
+        self.kernel_cuts: set[str] = set()
 
     # -- naming ------------------------------------------------------------------------------------
 
@@ -199,12 +200,34 @@ class Perturber:
         sent = 0
         for name in names:
             port = self.testnet.record(name).p2p_port
-            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=2) as sock:
+            host = self.testnet.host(name) if hasattr(self.testnet, "host") else "127.0.0.1"
+            with contextlib.suppress(OSError), socket.create_connection((host, port), timeout=2) as sock:
                 for _ in range(frames):
                     sock.sendall(len(body := os.urandom(48)).to_bytes(4, "big") + body)
                     sent += 1
                 sock.sendall(b"\xff\xff\xff\xff")  # a length past the cap
         return f"{sent} malformed frames to {', '.join(names)} from an unauthenticated peer"
+
+    # -- kernel faults (testnets in network namespaces) -------------------------------------------
+
+    def _kernel(self) -> Any:
+        if not hasattr(self.testnet, "cut"):
+            raise UsageError("kernel faults need a testnet in network namespaces (--netns)")
+        return self.testnet
+
+    def kernel_cut(self, name: str) -> str:
+        self._kernel().cut(name)
+        self.kernel_cuts.add(name)
+        return f"{name}'s veth down: every link of {name} cut in the kernel"
+
+    def kernel_heal(self, name: str) -> str:
+        self._kernel().uncut(name)
+        self.kernel_cuts.discard(name)
+        return f"{name}'s veth up again"
+
+    def netem(self, name: str, delay_ms: float, loss: float) -> str:
+        self._kernel().netem(name, delay_ms, loss)
+        return f"tc netem on {name}'s veth: delay {delay_ms:g} ms, loss {loss:.0%}"
 
     # -- byzantine ---------------------------------------------------------------------------------
 
@@ -240,6 +263,9 @@ class Perturber:
             if rec.paused:
                 self.testnet.resume(name)
                 done.append(f"resumed {name}")
+        for name in sorted(self.kernel_cuts):
+            self.kernel_heal(name)
+            done.append(f"{name}'s veth up")
         if not self.table.empty:
             self.heal()
             done.append("healed")

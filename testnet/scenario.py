@@ -274,14 +274,20 @@ def _dispatch(p: Perturber, step: Step) -> str:
     if action == "byzantine":
         names = [str(n) for n in args.get("nodes", [args.get("node")])]
         return "; ".join(p.make_byzantine(p.resolve(n), [str(f) for f in args["flags"]]) for n in names)
+    if action in ("kernel-cut", "kernel-heal", "netem"):
+        name = p.resolve(str(args["node"]))
+        if action == "netem":
+            return p.netem(name, float(args.get("delay_ms", 0)), float(args.get("loss", 0)))
+        return p.kernel_cut(name) if action == "kernel-cut" else p.kernel_heal(name)
     if action == "garbage":
         names = [p.resolve(str(n)) for n in args.get("nodes", p.running())]
         return p.garbage(names, int(args.get("frames", 20)))
     raise UsageError(f"unknown action {action!r}")
 
 
-def create_for(directory: Path, scenario: Scenario, *, deadline_s: float = 60.0) -> Testnet:
-    """A fresh grassroots testnet shaped by the scenario's [testnet] table."""
+def create_for(directory: Path, scenario: Scenario, *, deadline_s: float = 60.0, netns: bool = False) -> Testnet:
+    """A fresh grassroots testnet shaped by the scenario's [testnet] table (each node in its own
+    network namespace with `netns`)."""
     from hedgerow.testnet.launcher import up
     from hedgerow.testnet.manifest import parse_manifest
 
@@ -290,4 +296,15 @@ def create_for(directory: Path, scenario: Scenario, *, deadline_s: float = 60.0)
                            "seed": scenario.seed}
     if scenario.mempool:
         raw["mempool"] = scenario.mempool
-    return up(directory, parse_manifest(raw), deadline_s=deadline_s).testnet
+    if not netns:
+        return up(directory, parse_manifest(raw), deadline_s=deadline_s).testnet
+    from hedgerow.testnet.netns import create_netns
+
+    testnet = create_netns(directory, parse_manifest(raw))
+    try:
+        testnet.start_all()
+        testnet.wait_for_height(2, deadline_s=deadline_s)
+    except BaseException:
+        testnet.teardown()
+        raise
+    return testnet

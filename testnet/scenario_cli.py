@@ -26,6 +26,8 @@ def register(sub: Any) -> None:
     parser.add_argument("--up", action="store_true",
                         help="create the testnet in --dir from the first scenario's [testnet] table, "
                         "and take it down (leaving the directory) at the end")
+    parser.add_argument("--netns", action="store_true",
+                        help="with --up: each node in its own network namespace (root; iproute2)")
     parser.add_argument("--scale", type=float, default=1.0, help="stretch (>1) or compress (<1) the timelines")
     parser.add_argument("--keep-faults", action="store_true", help="do not restore the testnet after each")
     parser.add_argument("--json", action="store_true")
@@ -35,22 +37,25 @@ def register(sub: Any) -> None:
 def cmd_scenario(args: argparse.Namespace) -> int:
     from hedgerow.node.errors import UsageError, VerdictFailure
     from hedgerow.node.output import console, print_json
-    from hedgerow.testnet.launcher import Testnet, WaitTimeout
+    from hedgerow.testnet.launcher import WaitTimeout
+    from hedgerow.testnet.netns import open_testnet
     from hedgerow.testnet.report import print_result, summary_table
     from hedgerow.testnet.scenario import create_for, run_scenario
     from hedgerow.testnet.scenario_file import load_scenario
 
     if not args.scale > 0:
         raise UsageError("--scale must be positive")
+    if args.netns and not args.up:
+        raise UsageError("--netns goes with --up (a testnet created in namespaces records it in DIR/netns.json)")
     scenarios = [load_scenario(path).scaled(args.scale) for path in args.files]
     created = None
     try:
         if args.up:
             if not args.json:
                 console.print(f"bringing up {scenarios[0].validators} validators in {args.dir} ...")
-            created = testnet = create_for(args.dir, scenarios[0])
+            created = testnet = create_for(args.dir, scenarios[0], netns=args.netns)
         else:
-            testnet = Testnet.open(args.dir)
+            testnet = open_testnet(args.dir)
         results = []
         for scenario in scenarios:
             def show(step: Any, name: str = scenario.name) -> None:
@@ -67,6 +72,8 @@ def cmd_scenario(args: argparse.Namespace) -> int:
         if created is not None:
             with contextlib.suppress(Exception):
                 created.down()
+            if hasattr(created, "teardown"):
+                created.teardown()
     if args.json:
         print_json(results[0].to_json() if len(results) == 1 else {"scenarios": [r.to_json() for r in results]})
     elif len(results) > 1:

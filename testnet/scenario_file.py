@@ -33,6 +33,9 @@ Step keys by action:
     clock-skew                                     node, offset_ms, rate
     byzantine                                      node (or nodes), flags = ["equivocate", ...]
     garbage                                        nodes (default all), frames
+    kernel-cut | kernel-heal                       node (testnets in namespaces, `--netns`: the
+                                                   node's veth goes down / up in the kernel)
+    netem                                          node, delay_ms, loss (tc netem on its veth)
 
 Unknown keys and actions are errors: a typo must not silently do nothing.
 """
@@ -59,6 +62,7 @@ ACTIONS: dict[str, set[str]] = {
     "clock-skew": {"node", "offset_ms", "rate"},
     "byzantine": {"node", "nodes", "flags"},
     "garbage": {"nodes", "frames"},
+    "kernel-cut": {"node"}, "kernel-heal": {"node"}, "netem": {"node", "delay_ms", "loss"},
 }
 STEP_COMMON = {"at_s", "action", "label"}
 
@@ -167,7 +171,8 @@ def _step(item: Any, index: int, where: str) -> Step:
     if unknown:
         raise ConfigError(f"{where}: perturb {index} ({action}): unknown keys {sorted(unknown)}")
     needs = {"kill": "node", "restart": "node", "stop": "node", "pause": "node", "resume": "node",
-             "partition": "groups", "clock-skew": "node", "byzantine": "flags"}.get(action)
+             "partition": "groups", "clock-skew": "node", "byzantine": "flags", "kernel-cut": "node",
+             "kernel-heal": "node", "netem": "node"}.get(action)
     if needs and needs not in args:
         raise ConfigError(f"{where}: perturb {index} ({action}) needs {needs}")
     if action == "byzantine" and not _names(args):
