@@ -79,7 +79,7 @@ def test_tx_final_then_failure_code_then_queries(live_home: Path, capsys: pytest
 
 
 def test_glp_plays_against_the_live_node(live_home: Path) -> None:
-    report = run_live("play-4b", live_home, stretch=4, deadline_s=60)
+    report = run_live("play-4b", live_home, stretch=8, deadline_s=60)
     assert report["violations"] == []
     views = {x: (v["holds"], v["treasury"]) for x, v in report["agents"].items()}
     assert views == {"A": ({"B0": 1, "B20": 5}, {"A0": 2, "A20": 2}), "B": ({"A0": 3, "A20": 3}, {"B0": 4})}

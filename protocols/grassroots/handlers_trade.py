@@ -38,7 +38,7 @@ def handle_mint(state: LedgerState, params: Params, tx: Tx) -> Result:
     if state.in_default(tx.signer):
         return Code.ISSUER_IN_DEFAULT, FAIL
     state.add(tx.signer, tx.signer, body.maturity, body.amount)
-    state.minted[key] = state.minted.get(key, 0) + body.amount
+    state.add_supply(tx.signer, body.maturity, minted=body.amount)
     return Code.OK, [["mint", tx.signer, body.maturity, body.amount]]
 
 
@@ -48,8 +48,7 @@ def handle_burn(state: LedgerState, params: Params, tx: Tx) -> Result:
     if state.free(tx.signer, tx.signer, maturity) < amount:
         return Code.INSUFFICIENT_BALANCE, FAIL
     state.sub(tx.signer, tx.signer, maturity, amount)
-    key = (tx.signer, maturity)
-    state.burned[key] = state.burned.get(key, 0) + amount
+    state.add_supply(tx.signer, maturity, burned=amount)
     return Code.OK, [["burn", tx.signer, maturity, amount]]
 
 

@@ -7,6 +7,7 @@ rebuilt from the hashed fields and are never hashed.
 
 from __future__ import annotations
 
+import bisect
 import heapq
 from dataclasses import dataclass, field
 from typing import Any
@@ -120,8 +121,14 @@ class LedgerState:
     deadlines: list[tuple[int, int]] = field(default_factory=list)
     # Encoding caches (never hashed as such): packed balance rows per clean holder, packed terminal
     # contracts (terminal contracts never change). Every balance change goes through add/sub.
-    dirty_holders: set[bytes] = field(default_factory=set)
+    dirty_rows: set[tuple[bytes, ClassKey]] = field(default_factory=set)
+    row_bytes: dict[bytes, dict[ClassKey, bytes]] = field(default_factory=dict)
+    row_order: dict[bytes, list[ClassKey]] = field(default_factory=dict)
     holder_bytes: dict[bytes, tuple[int, bytes]] = field(default_factory=dict)
+    supply_dirty: set[ClassKey] = field(default_factory=set)
+    supply_rows: dict[ClassKey, bytes] = field(default_factory=dict)
+    supply_order: list[ClassKey] = field(default_factory=list)
+    nonce_bytes: dict[bytes, tuple[int, bytes]] = field(default_factory=dict)
     terminal_bytes: dict[int, bytes] = field(default_factory=dict)
 
     # --- balances ------------------------------------------------------------------------------
@@ -141,12 +148,12 @@ class LedgerState:
             held = self.holdings[holder] = {}
         key = (issuer, maturity)
         held[key] = held.get(key, 0) + amount
-        self.dirty_holders.add(holder)
+        self.dirty_rows.add((holder, key))
 
     def sub(self, holder: bytes, issuer: bytes, maturity: int, amount: int) -> None:
         held = self.holdings[holder]
         key = (issuer, maturity)
-        self.dirty_holders.add(holder)
+        self.dirty_rows.add((holder, key))
         left = held[key] - amount
         if left < 0:
             raise ValueError("balance would go negative")  # callers check first; a bug if reached
@@ -164,6 +171,22 @@ class LedgerState:
     def debit(self, holder: bytes, lots: Lots) -> None:
         for issuer, maturity, amount in lots:
             self.sub(holder, issuer, maturity, amount)
+
+    def add_supply(self, issuer: bytes, maturity: int, minted: int = 0, burned: int = 0) -> None:
+        """Record a MINT or BURN of the class (every supply change goes through here)."""
+        key = (issuer, maturity)
+        if minted:
+            self.minted[key] = self.minted.get(key, 0) + minted
+        if burned:
+            self.burned[key] = self.burned.get(key, 0) + burned
+        self.supply_dirty.add(key)
+
+    def reset_caches(self) -> None:
+        """Forget every encoding cache and mark everything dirty (after a restore)."""
+        self.row_bytes, self.row_order, self.holder_bytes, self.supply_rows = {}, {}, {}, {}
+        self.supply_order, self.nonce_bytes, self.terminal_bytes = [], {}, {}
+        self.dirty_rows = {(holder, key) for holder, held in self.holdings.items() for key in held}
+        self.supply_dirty = set(self.minted)
 
     # --- derived indexes -----------------------------------------------------------------------
     def push_deadline(self, deadline: int, contract_id: int) -> None:
@@ -230,16 +253,19 @@ def snapshot_bytes(state: LedgerState) -> bytes:
     """The canonical encoding of the state; `app_hash == sha256(snapshot_bytes)`.
 
     Byte-identical to `packb(state_wire(state))` (checked by `check_state`), but built from cached
-    msgpack fragments: an array's encoding is its header followed by its packed items, so the rows of
-    holders untouched since the last call and of terminal contracts are packed once."""
-    parts = [array_header(11), packb([STATE_TAG, state.height, state.now, state.next_id])[1:],
-             packb([[key, value] for key, value in sorted(state.nonces.items())])]
+    msgpack fragments: an array's encoding is its header followed by its packed items, so only the
+    balance rows, supply rows and nonces that changed since the last call are packed again, and
+    terminal contracts (which never change) are packed once."""
+    parts = [array_header(11), packb([STATE_TAG, state.height, state.now, state.next_id])[1:]]
+    parts += _nonces_bytes(state)
     parts += _balances_bytes(state)
-    supply = [[issuer, maturity, minted, state.burned.get((issuer, maturity), 0)]
-              for (issuer, maturity), minted in sorted(state.minted.items())]
-    parts.append(packb([supply, [[key, value] for key, value in sorted(state.default_count.items())]])[1:])
-    for contracts, is_open in ((state.offers, _offer_open), (state.escrows, _escrow_open),
-                               (state.claims, _claim_open)):
+    parts += _supply_bytes(state)
+    parts.append(packb([[key, value] for key, value in sorted(state.default_count.items())]))
+    for contracts, is_open in (
+        (state.offers, _offer_open),
+        (state.escrows, _escrow_open),
+        (state.claims, _claim_open),
+    ):
         parts.append(array_header(len(contracts)))
         for contract_id in sorted(contracts):
             contract = contracts[contract_id]
@@ -265,21 +291,56 @@ def _claim_open(contract: Any) -> bool:
     return bool(contract.state == ClaimState.OPEN)
 
 
+def _nonces_bytes(state: LedgerState) -> list[bytes]:
+    cache, parts = state.nonce_bytes, [array_header(len(state.nonces))]
+    for account in sorted(state.nonces):
+        value = state.nonces[account]
+        cached = cache.get(account)
+        if cached is None or cached[0] != value:
+            cached = cache[account] = (value, packb([account, value]))
+        parts.append(cached[1])
+    return parts
+
+
 def _balances_bytes(state: LedgerState) -> list[bytes]:
-    cache = state.holder_bytes
-    for holder in state.dirty_holders:
-        held = state.holdings.get(holder)
-        if held:
-            rows = [[holder, issuer, maturity, amount] for (issuer, maturity), amount in sorted(held.items())]
-            cache[holder] = (len(rows), packb(rows)[len(array_header(len(rows))):])
+    changed: set[bytes] = set()
+    for holder, key in state.dirty_rows:
+        rows = state.row_bytes.setdefault(holder, {})
+        order = state.row_order.setdefault(holder, [])
+        amount = state.holdings.get(holder, {}).get(key)
+        if amount:
+            if key not in rows:
+                bisect.insort(order, key)
+            rows[key] = packb([holder, key[0], key[1], amount])
+        elif key in rows:
+            del rows[key]
+            order.pop(bisect.bisect_left(order, key))
+        changed.add(holder)
+    state.dirty_rows.clear()
+    for holder in changed:
+        rows = state.row_bytes[holder]
+        if rows:
+            state.holder_bytes[holder] = (len(rows), b"".join(map(rows.__getitem__, state.row_order[holder])))
         else:
-            cache.pop(holder, None)
-    state.dirty_holders.clear()
+            del state.row_bytes[holder], state.row_order[holder]
+            state.holder_bytes.pop(holder, None)
     holders = sorted(state.holdings)
-    if len(cache) != len(holders):
+    if len(state.holder_bytes) != len(holders):
         raise ValueError("balance cache out of step with holdings")  # a mutation bypassed add/sub
-    fragments = [cache[holder] for holder in holders]
+    fragments = [state.holder_bytes[holder] for holder in holders]
     return [array_header(sum(count for count, _ in fragments)), *(chunk for _, chunk in fragments)]
+
+
+def _supply_bytes(state: LedgerState) -> list[bytes]:
+    for key in state.supply_dirty:
+        if key not in state.supply_rows:
+            bisect.insort(state.supply_order, key)
+        row = [key[0], key[1], state.minted[key], state.burned.get(key, 0)]
+        state.supply_rows[key] = packb(row)
+    state.supply_dirty.clear()
+    if len(state.supply_order) != len(state.minted):
+        raise ValueError("supply cache out of step with minted")  # a mutation bypassed add_supply
+    return [array_header(len(state.supply_order)), *map(state.supply_rows.__getitem__, state.supply_order)]
 
 
 def array_header(length: int) -> bytes:
@@ -318,9 +379,7 @@ def restore_state(data: bytes) -> LedgerState:
     for holder, issuer, maturity, amount in balances:
         state.add(holder, issuer, maturity, amount)
     for issuer, maturity, minted, burned in supply:
-        state.minted[(issuer, maturity)] = minted
-        if burned:
-            state.burned[(issuer, maturity)] = burned
+        state.add_supply(issuer, maturity, minted=minted, burned=burned)
     for i, proposer, party, give, want, expires_at, created_at, st in offers:
         state.offers[i] = OfferContract(
             i, proposer, party, _lots(give), _lots(want), expires_at, created_at, OfferState(st)
@@ -334,6 +393,7 @@ def restore_state(data: bytes) -> LedgerState:
     if packb(state_wire(state)) != data:
         raise ValueError("ledger snapshot is not canonical")
     state.rebuild_indexes()
+    state.reset_caches()
     return state
 
 
