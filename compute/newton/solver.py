@@ -150,8 +150,10 @@ def _effective(method: str, config: NewtonConfig) -> str:
 
 def _prefix(rows: Tensor, tol: float) -> Tensor:
     """Converged prefix per sequence [B] from the per-row max residual [T,B]."""
-    ok = (rows <= tol).to(torch.int64)
-    return torch.cumprod(ok, dim=0).sum(dim=0).cpu()
+    T = rows.shape[0]
+    bad = ~(rows <= tol)
+    first_bad = bad.to(torch.uint8).argmax(dim=0)  # index of the first row above tol
+    return torch.where(bad.any(dim=0), first_bad, torch.full_like(first_bad, T)).to(torch.int64).cpu()
 
 
 def solve(f: Fn, s0: Any, inputs: Any, *, config: NewtonConfig | None = None, init: Any = None,

@@ -88,8 +88,9 @@ def _gru_fj(sys: System, S: Tensor, U: Tensor, diag: bool) -> tuple[Tensor, Tens
     if diag:
         d = p["diag_W"]                  # [3, D]: diag(W_z), diag(W_r), diag(W_n)
         return F, dz * d[0] + dr * d[1] + dn * r * d[2] + z
-    W = p["W_rows"]                      # [3, D, D]: W_z, W_r, W_n (row = output coordinate)
-    A = (dz[:, :, None] * W[0] + dr[:, :, None] * W[1] + (dn * r)[:, :, None] * W[2])
+    # A[c,i,:] = dz[c,i] W_z[i,:] + dr[c,i] W_r[i,:] + (dn r)[c,i] W_n[i,:]: one batched matmul over i
+    coef = torch.stack([dz, dr, dn * r], dim=-1).transpose(0, 1)      # [D, N, 3]
+    A = torch.bmm(coef, p["W_by_row"]).transpose(0, 1).contiguous()  # [N, D, D]
     A.diagonal(dim1=-2, dim2=-1).add_(z)
     return F, A
 
@@ -110,6 +111,7 @@ def _gru_derived(p: dict[str, Tensor]) -> dict[str, Tensor]:
         "U_s": torch.cat([p["U_z"], p["U_r"], p["U_n"]], dim=0).T.contiguous(),
         "b": torch.cat([p["b_z"], p["b_r"], p["b_n"]]),
         "W_rows": W_rows,
+        "W_by_row": W_rows.permute(1, 0, 2).contiguous(),  # [D, 3, D]: row i of W_z, W_r, W_n
         "diag_W": torch.diagonal(W_rows, dim1=-2, dim2=-1).contiguous(),
     }
 
