@@ -183,3 +183,16 @@ def test_queries() -> None:
         app.query("nope")
     with pytest.raises(QueryError):
         app.query("balance", {"holder": "zz"})
+
+
+def test_signatures_checked_by_check_tx_are_not_verified_again_with_the_same_result() -> None:
+    params, workload, _ = load(seed=11)
+    checked, unchecked = GrassrootsApp(params), GrassrootsApp(params)
+    for height in range(1, 16):
+        txs = workload.block(checked.state, 12)
+        admitted = [raw for raw in txs if checked.check_tx(raw).code != Code.MALFORMED]
+        assert all(
+            checked.check_tx(raw).tx_hash in checked.verified for raw in admitted if checked.check_tx(raw).ok
+        )
+        assert checked.execute_block(height, 0, txs) == unchecked.execute_block(height, 0, txs)
+        assert not any(tx_hash in checked.verified for tx_hash in (r.tx_hash for r in checked.last.receipts))

@@ -19,6 +19,7 @@ from hedgerow.protocols.grassroots.queries import PARAM_QUERIES, STATE_QUERIES, 
 from hedgerow.protocols.grassroots.state import LedgerState, app_hash, restore_state, snapshot_bytes
 
 RECEIPTS_KEPT_MAX = 200_000
+VERIFIED_KEPT_MAX = 100_000
 HASHES_KEPT_MAX = 100_000
 
 
@@ -39,7 +40,8 @@ class GrassrootsApp:
 
     def __init__(self, params: Params, state: LedgerState | None = None) -> None:
         self.params = params
-        self.ledger = Ledger(params, state if state is not None else LedgerState())
+        self.verified: OrderedDict[bytes, None] = OrderedDict()
+        self.ledger = Ledger(params, state if state is not None else LedgerState(), verified=self.verified)
         self.receipts: OrderedDict[bytes, tuple[int, int, Receipt]] = OrderedDict()
         self.app_hashes: OrderedDict[int, bytes] = OrderedDict()
         self.last: BlockResult | None = None
@@ -51,10 +53,13 @@ class GrassrootsApp:
     def check_tx(self, raw: bytes) -> CheckResult:
         """Mempool admission: steps 1-3 of spec 5.2, then the nonce against the committed state,
         allowing future nonces up to `mempool_nonce_window` ahead."""
-        code, tx = precheck(raw, self.params)
+        code, tx = precheck(raw, self.params, self.verified)
         if tx is None:
             return CheckResult(code, None)
         if code == Code.OK:
+            self.verified[tx.tx_hash] = None
+            while len(self.verified) > VERIFIED_KEPT_MAX:
+                self.verified.popitem(last=False)
             expected = self.state.nonces.get(tx.signer, 0)
             if not expected <= tx.nonce <= expected + self.params.mempool_nonce_window:
                 code = Code.BAD_NONCE
@@ -70,6 +75,7 @@ class GrassrootsApp:
         self.last = result
         for index, receipt in enumerate(result.receipts):
             self.receipts[receipt.tx_hash] = (height, index, receipt)
+            self.verified.pop(receipt.tx_hash, None)
         while len(self.receipts) > RECEIPTS_KEPT_MAX:
             self.receipts.popitem(last=False)
         self.app_hashes[height] = result.app_hash
@@ -86,7 +92,7 @@ class GrassrootsApp:
 
     def restore(self, data: bytes) -> None:
         state = restore_state(data)
-        self.ledger = Ledger(self.params, state)
+        self.ledger = Ledger(self.params, state, verified=self.verified)
         self.app_hashes = OrderedDict({state.height: app_hash(state)})
         self.receipts = OrderedDict()
 

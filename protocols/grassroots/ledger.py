@@ -6,7 +6,7 @@ Pure: the block's `height` and `now` are the only clock. `apply_block` is the co
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Container, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -97,14 +97,20 @@ def results_hash(receipts: Iterable[Receipt]) -> bytes:
     return sha256(packb([receipt.wire() for receipt in receipts]))
 
 
-def precheck(raw: bytes, params: Params) -> tuple[Code, Tx | None]:
-    """Steps 1-3 of spec 5.2 (schema, chain, signatures). Stateless: used by check_tx too."""
+def precheck(raw: bytes, params: Params, verified: Container[bytes] = ()) -> tuple[Code, Tx | None]:
+    """Steps 1-3 of spec 5.2 (schema, chain, signatures). Stateless: used by check_tx too.
+
+    `verified` holds hashes of txs whose signatures already checked out (in check_tx): the hash covers
+    every signed byte and the signatures, and verification is deterministic, so skipping it there
+    gives the same verdict."""
     try:
         tx = decode_tx(raw, params)
     except Malformed:
         return Code.MALFORMED, None
     if tx.version != VERSION or tx.chain_id != params.chain_id:
         return Code.WRONG_CHAIN, tx
+    if tx.tx_hash in verified:
+        return Code.OK, tx
     if not VerifyKey(tx.signer).verify_raw(tx.sig, tx.sign_payload):
         return Code.BAD_SIGNATURE, tx
     body = tx.body
@@ -123,6 +129,7 @@ class Ledger:
 
     params: Params
     state: LedgerState = field(default_factory=LedgerState)
+    verified: Container[bytes] = ()  # hashes whose signatures were verified before (see precheck)
     rejected_total: dict[Code, int] = field(default_factory=dict)
     invalid_in_block_total: int = 0
     _receipts: list[Receipt] = field(default_factory=list)
@@ -146,7 +153,7 @@ class Ledger:
     def deliver_tx(self, raw: bytes) -> Receipt:
         if not self._in_block:
             raise BlockOrderError("deliver_tx outside a block")
-        code, tx = precheck(raw, self.params)
+        code, tx = precheck(raw, self.params, self.verified)
         receipt = self._execute(raw, code, tx)
         self._receipts.append(receipt)
         if receipt.code != Code.OK:
