@@ -3,7 +3,8 @@
 The job goes through the real protocol path in process: it is built as a `NewtonJob`, served by
 the worker function (`serve`, on CUDA when available), and accepted only after the coordinator's
 residual re-check. `--check` also runs the sequential loop (batched over B) for the error and the
-speed-up. Sending the job to a live node's compute worker (`--home`) comes with the node runtime.
+speed-up. `--dir TESTNET_DIR` / `--home DIR` send it to a node's compute worker over the network
+(`hedgerow.node.job_client`).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import argparse
 import math
 import time
+from pathlib import Path
 from typing import Any
 
 from hedgerow.node.errors import UsageError, VerdictFailure
@@ -40,7 +42,15 @@ def register(kinds: Any) -> None:
     parser.add_argument("--lam", type=float, default=1e-2, help="ELK damping λ")
     parser.add_argument("--tol", type=float, default=None, help="max|residual| stopping tolerance")
     parser.add_argument("--max-iter", type=int, default=None, help="linear solves at most (default T + 1)")
-    parser.add_argument("--local", action="store_true", help="run in this process (the only mode for now)")
+    parser.add_argument("--local", action="store_true", help="run in this process (the default)")
+    parser.add_argument("--home", type=Path, default=None, help="send the job to this node's compute worker "
+                        "(reassigned to its peers on a crash)")
+    parser.add_argument("--dir", type=Path, default=None,
+                        help="send the job to a compute worker of this testnet")
+    parser.add_argument("--deadline", type=float, default=600.0,
+                        help="--home/--dir: seconds before reassigning")
+    parser.add_argument("--connect-timeout", type=float, default=10.0,
+                        help="--home/--dir: seconds to connect")
     parser.add_argument("--check", action="store_true", help="also run the sequential loop and compare")
     parser.add_argument("--json", action="store_true", help="print one JSON document")
     parser.set_defaults(handler=handle)
@@ -76,6 +86,10 @@ def _validate(args: argparse.Namespace) -> tuple[str, str]:
 
 def handle(args: argparse.Namespace) -> int:
     device, dtype_name = _validate(args)
+    if args.home is not None or args.dir is not None:
+        from hedgerow.node.job_client import newton_cli
+
+        return newton_cli(args, dtype_name)
     import torch
 
     from hedgerow.compute.newton import NewtonConfig, NewtonCoordinator, NewtonReply, serve, solve

@@ -1,13 +1,14 @@
 """`hedgerow job train`: gradient-coded training (COCO-EF and its baselines) in the seeded simulator.
 
-Running across real nodes (`--home DIR`) needs the node runtime's compute worker actor; until it
-lands, `--sim` is required.
+`--dir TESTNET_DIR` / `--home DIR` run the job across real nodes' compute workers, the coordinator
+in this process (`hedgerow.node.job_client`); `--sim` runs it in the seeded simulator.
 """
 
 from __future__ import annotations
 
 import argparse
 import math
+from pathlib import Path
 from typing import Any
 
 from hedgerow.node.errors import UsageError, VerdictFailure
@@ -52,7 +53,14 @@ def register(kinds: Any) -> None:
                         help="synthetic non-iid logistic regression, or an MLP on a Gaussian mixture")
     parser.add_argument("--wire", choices=("f32", "f64"), default="f32", help="wire dtype (default f32)")
     parser.add_argument("--data-seed", type=int, default=0, help="data seed (default 0)")
-    parser.add_argument("--sim", action="store_true", help="run in the seeded simulator (required for now)")
+    parser.add_argument("--sim", action="store_true", help="run in the seeded simulator")
+    parser.add_argument("--dir", type=Path, default=None,
+                        help="run across the validators of this testnet (their compute workers)")
+    parser.add_argument("--home", type=Path, default=None, help="run across this node and its peers")
+    parser.add_argument("--deadline", type=float, default=0.5,
+                        help="--dir/--home: seconds a round waits for stragglers (default 0.5)")
+    parser.add_argument("--connect-timeout", type=float, default=10.0,
+                        help="--dir/--home: seconds to connect")
     parser.add_argument("--seed", type=int, default=0, help="simulation seed (stragglers, job)")
     parser.add_argument("--json", action="store_true", help="print a JSON summary")
     parser.add_argument("--plot", metavar="FILE.png", default=None, help="write the loss curves as PNG")
@@ -75,8 +83,12 @@ def parse_compressor(text: str) -> tuple[str, float]:
 
 
 def _check_args(args: argparse.Namespace) -> list[int]:
-    if not args.sim:
-        raise UsageError("running across real nodes (--home) is not available yet; add --sim")
+    if not args.sim and args.dir is None and args.home is None:
+        raise UsageError("say where to train: --sim (seeded simulator), --dir TESTNET_DIR or --home DIR")
+    if args.sim and (args.dir is not None or args.home is not None):
+        raise UsageError("--sim runs in this process; drop --dir/--home")
+    if not args.sim and args.kill:
+        raise UsageError("--kill is for --sim; on a testnet kill a node (hedgerow testnet kill NAME)")
     if args.n_workers < 2:
         raise UsageError(f"--n-workers must be at least 2, got {args.n_workers}")
     if not 0 <= args.stragglers < args.n_workers:
@@ -133,6 +145,10 @@ def run_train(args: argparse.Namespace) -> int:
     from hedgerow.compute.gradcoding.codes import ConfigError as GcConfigError
     from hedgerow.compute.gradcoding.driver import train
 
+    if not args.sim:
+        from hedgerow.node.job_client import train_cli
+
+        return train_cli(args)
     setup, sim = build(args)
     stragglers = [0]
     with progress(quiet=args.json) as bar:
