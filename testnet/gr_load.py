@@ -41,8 +41,15 @@ class LoadStats:
 class GrassrootsLoad:
     """Background grassroots transactions against a testnet until `stop()`."""
 
-    def __init__(self, testnet: Testnet, *, rate_tps: float = 10.0, accounts: int = 4, tag: str = "load",
-                 ack_timeout_s: float = 5.0) -> None:
+    def __init__(
+        self,
+        testnet: Testnet,
+        *,
+        rate_tps: float = 10.0,
+        accounts: int = 4,
+        tag: str = "load",
+        ack_timeout_s: float = 5.0,
+    ) -> None:
         self.testnet = testnet
         self.rate_tps = max(0.1, rate_tps)
         self.accounts = max(2, accounts)
@@ -50,9 +57,13 @@ class GrassrootsLoad:
         self.stats = LoadStats()
         self._stop = threading.Event()
         self._key = SigningKey.generate()
-        self._clients = [Client(SigningKey.from_label(f"{tag}/{i}"), testnet.chain_id) for i in range(self.accounts)]
-        self._threads = [threading.Thread(target=self._run, args=(i,), name=f"hedgerow-load-{i}", daemon=True)
-                         for i in range(self.accounts)]
+        self._clients = [
+            Client(SigningKey.from_label(f"{tag}/{i}"), testnet.chain_id) for i in range(self.accounts)
+        ]
+        self._threads = [
+            threading.Thread(target=self._run, args=(i,), name=f"hedgerow-load-{i}", daemon=True)
+            for i in range(self.accounts)
+        ]
 
     def start(self) -> GrassrootsLoad:
         for thread in self._threads:
@@ -93,7 +104,11 @@ class GrassrootsLoad:
                     continue
                 name = targets[turn % len(targets)]
                 turn += 1
-                tx = client.mint(0, MINT_AMOUNT) if not minted else client.transfer(peer, [(client.account, 0, 1)])
+                tx = (
+                    client.mint(0, MINT_AMOUNT)
+                    if not minted
+                    else client.transfer(peer, [(client.account, 0, 1)])
+                )
                 status = self._submit(connections, name, tx)
                 if status == "final":
                     minted = True
@@ -111,8 +126,13 @@ class GrassrootsLoad:
         try:
             conn = connections.get(name) or self.testnet.client(name, timeout_s=2.0)
             connections[name] = conn
-            reply: dict[str, Any] = conn.call("submit", timeout_s=self.ack_timeout_s + 2.0, tx=tx, wait="final",
-                                              wait_timeout_s=self.ack_timeout_s)
+            reply: dict[str, Any] = conn.call(
+                "submit",
+                timeout_s=self.ack_timeout_s + 2.0,
+                tx=tx,
+                wait="final",
+                wait_timeout_s=self.ack_timeout_s,
+            )
         except (RpcCallError, OSError):
             old = connections.pop(name, None)
             if old is not None:

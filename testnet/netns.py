@@ -67,10 +67,17 @@ def netem_available() -> tuple[bool, str]:
     if made.returncode != 0:
         return False, f"cannot create a veth pair to probe netem: {made.stderr.strip()}"
     try:
-        done = subprocess.run(["tc", "qdisc", "add", "dev", link, "root", "netem", "delay", "1ms"],
-                              capture_output=True, text=True, timeout=20)
-        return (True, "") if done.returncode == 0 else (False, f"tc netem refused: {done.stderr.strip()} "
-                                                              "(the kernel lacks sch_netem)")
+        done = subprocess.run(
+            ["tc", "qdisc", "add", "dev", link, "root", "netem", "delay", "1ms"],
+            capture_output=True,
+            text=True,
+            timeout=20,
+        )
+        return (
+            (True, "")
+            if done.returncode == 0
+            else (False, f"tc netem refused: {done.stderr.strip()} (the kernel lacks sch_netem)")
+        )
     finally:
         _ip("link", "del", link, check=False)
 
@@ -138,10 +145,23 @@ class NetnsTestnet(Testnet):
         log_path.parent.mkdir(parents=True, exist_ok=True)
         with open(log_path, "ab") as log:
             proc = subprocess.Popen(
-                ["ip", "netns", "exec", self.layout.ns(name), sys.executable, "-m", "hedgerow.node.run_main",
-                 "--home", rec.home],
-                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-                env={**os.environ, "PYTHONUNBUFFERED": "1"})
+                [
+                    "ip",
+                    "netns",
+                    "exec",
+                    self.layout.ns(name),
+                    sys.executable,
+                    "-m",
+                    "hedgerow.node.run_main",
+                    "--home",
+                    rec.home,
+                ],
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            )
         self._procs[name] = proc
         rec.pid = proc.pid
         rec.paused = False
@@ -150,7 +170,9 @@ class NetnsTestnet(Testnet):
 
     def client(self, name: str, timeout_s: float = 5.0) -> RpcClient:
         rec = self.record(name)
-        return RpcClient.connect(self.host(name), rec.rpc_port, self._client_key, timeout_s, chain_id=self.chain_id)
+        return RpcClient.connect(
+            self.host(name), rec.rpc_port, self._client_key, timeout_s, chain_id=self.chain_id
+        )
 
     # -- kernel faults -----------------------------------------------------------------------------
 
@@ -161,8 +183,19 @@ class NetnsTestnet(Testnet):
         _ip("link", "set", self.layout.host_if(name), "up")
 
     def netem(self, name: str, delay_ms: float = 0.0, loss: float = 0.0) -> None:
-        args = ["tc", "qdisc", "replace", "dev", self.layout.host_if(name), "root", "netem",
-                "delay", f"{delay_ms:g}ms", "loss", f"{loss * 100:g}%"]
+        args = [
+            "tc",
+            "qdisc",
+            "replace",
+            "dev",
+            self.layout.host_if(name),
+            "root",
+            "netem",
+            "delay",
+            f"{delay_ms:g}ms",
+            "loss",
+            f"{loss * 100:g}%",
+        ]
         subprocess.run(args, capture_output=True, text=True, check=True, timeout=20)
 
     def teardown(self) -> None:
@@ -190,8 +223,11 @@ def create_netns(directory: Path, manifest: Manifest) -> NetnsTestnet:
     """Create the homes (as `Testnet.create`) and a namespace per node; nothing is started."""
     base = Testnet.create(directory, manifest)
     rng = random.Random(os.getpid() ^ hash(str(directory)))
-    layout = Layout(f"hr{rng.randrange(16**4):04x}", f"10.{rng.randrange(100, 250)}.{rng.randrange(1, 250)}",
-                    list(base.nodes))
+    layout = Layout(
+        f"hr{rng.randrange(16**4):04x}",
+        f"10.{rng.randrange(100, 250)}.{rng.randrange(1, 250)}",
+        list(base.nodes),
+    )
     (Path(directory) / LAYOUT_FILE).write_text(json.dumps(asdict(layout), indent=2) + "\n")
     _rewrite_addresses(base, layout)
     testnet = NetnsTestnet(base.dir, base.nodes, base.chain_id)

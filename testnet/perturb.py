@@ -51,7 +51,9 @@ class FaultTable:
         for (src, dst), rule in sorted(self.links.items()):
             entry: dict[str, Any] = {"src": ident(src), "dst": ident(dst)}
             for key, value in rule.items():
-                entry[key[:-3] + "_s" if key.endswith("_ms") else key] = value / 1000 if key.endswith("_ms") else value
+                entry[key[:-3] + "_s" if key.endswith("_ms") else key] = (
+                    value / 1000 if key.endswith("_ms") else value
+                )
             links.append(entry)
         parts = [{"a": [ident(a)], "b": [ident(b)], "symmetric": False} for a, b in sorted(self.cuts)]
         return {"seed": self.seed, "link": links, "partition": parts}
@@ -68,7 +70,9 @@ class Perturber:
         self.testnet = testnet
         self.table = FaultTable(seed=seed)
         self.wait_s = wait_s
-        self.ids = {name: node_id_of(bytes.fromhex(rec.public_key)).hex() for name, rec in testnet.nodes.items()}
+        self.ids = {
+            name: node_id_of(bytes.fromhex(rec.public_key)).hex() for name, rec in testnet.nodes.items()
+        }
         self.byzantine: dict[str, list[str]] = {}
         self.skewed: set[str] = set()
         self.labels: dict[str, str] = {}
@@ -101,8 +105,11 @@ class Perturber:
         raise UsageError("no running node could name the current leader")
 
     def running(self) -> list[str]:
-        return [n for n, r in self.testnet.nodes.items()
-                if r.pid is not None and not r.paused and pid_alive(r.pid)]
+        return [
+            n
+            for n, r in self.testnet.nodes.items()
+            if r.pid is not None and not r.paused and pid_alive(r.pid)
+        ]
 
     def height(self, name: str) -> int:
         return int(self.testnet.call(name, "status", timeout_s=2.0)["height"])
@@ -149,7 +156,7 @@ class Perturber:
     def partition(self, groups: list[list[str]], one_way: bool = False) -> str:
         """Cut every link between different groups (only from earlier to later groups when one-way)."""
         for i, side_a in enumerate(groups):
-            for side_b in groups[i + 1:]:
+            for side_b in groups[i + 1 :]:
                 for a in side_a:
                     for b in side_b:
                         self.table.cuts.add((a, b))
@@ -290,8 +297,11 @@ class Perturber:
         live = [n for n in self.running() if self.testnet.record(n).role == "validator"]
         top = max([self._safe_height(n) for n in live] + [0])
         try:
-            wait_until(lambda: all(self._safe_height(n) > top for n in live), 2 * self.wait_s,
-                       f"every validator to commit past height {top}")
+            wait_until(
+                lambda: all(self._safe_height(n) > top for n in live),
+                2 * self.wait_s,
+                f"every validator to commit past height {top}",
+            )
             done.append(f"every validator committing again past height {top}")
         except WaitTimeout as error:
             done.append(f"not committing again yet: {error}")

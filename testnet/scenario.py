@@ -37,8 +37,13 @@ class Applied:
     took_s: float
 
     def to_json(self) -> dict[str, Any]:
-        return {"at_s": round(self.at_s, 3), "action": self.action, "detail": self.detail, "ok": self.ok,
-                "took_s": round(self.took_s, 3)}
+        return {
+            "at_s": round(self.at_s, 3),
+            "action": self.action,
+            "detail": self.detail,
+            "ok": self.ok,
+            "took_s": round(self.took_s, 3),
+        }
 
 
 @dataclass
@@ -69,15 +74,28 @@ class ScenarioResult:
         return self.passed == (self.expect == "pass")
 
     def to_json(self) -> dict[str, Any]:
-        return {"name": self.name, "description": self.description, "expect": self.expect,
-                "verdict": "pass" if self.passed else "fail", "as_expected": self.as_expected,
-                "perturbations": [p.to_json() for p in self.perturbations], "submitted": self.submitted,
-                "acknowledged": self.acknowledged, "committed": self.committed, "duplicates": self.duplicates,
-                "max_commit_gap_s": round(self.max_commit_gap_s, 3),
-                "liveness_resumed_s": None if self.liveness_resumed_s is None else round(self.liveness_resumed_s, 3),
-                "heights": self.heights, "byzantine": self.byzantine, "observed": self.observed,
-                "violations": [v.to_dict() for v in self.violations], "restored": self.restored,
-                "wall_s": round(self.wall_s, 3)}
+        return {
+            "name": self.name,
+            "description": self.description,
+            "expect": self.expect,
+            "verdict": "pass" if self.passed else "fail",
+            "as_expected": self.as_expected,
+            "perturbations": [p.to_json() for p in self.perturbations],
+            "submitted": self.submitted,
+            "acknowledged": self.acknowledged,
+            "committed": self.committed,
+            "duplicates": self.duplicates,
+            "max_commit_gap_s": round(self.max_commit_gap_s, 3),
+            "liveness_resumed_s": None
+            if self.liveness_resumed_s is None
+            else round(self.liveness_resumed_s, 3),
+            "heights": self.heights,
+            "byzantine": self.byzantine,
+            "observed": self.observed,
+            "violations": [v.to_dict() for v in self.violations],
+            "restored": self.restored,
+            "wall_s": round(self.wall_s, 3),
+        }
 
 
 class HeightMonitor:
@@ -137,8 +155,9 @@ def honest_validators(testnet: Testnet, byzantine: set[str]) -> list[str]:
     return [n for n, r in testnet.nodes.items() if r.role == "validator" and n not in byzantine]
 
 
-def run_scenario(testnet: Testnet, scenario: Scenario, *, on_step: Any = None,
-                 restore: bool = True, wait_s: float = 30.0) -> ScenarioResult:
+def run_scenario(
+    testnet: Testnet, scenario: Scenario, *, on_step: Any = None, restore: bool = True, wait_s: float = 30.0
+) -> ScenarioResult:
     """Run one scenario on a running testnet and return its result (never raises on a violation)."""
     started = time.monotonic()
     result = ScenarioResult(scenario.name, scenario.description, scenario.expect)
@@ -152,12 +171,20 @@ def run_scenario(testnet: Testnet, scenario: Scenario, *, on_step: Any = None,
         testnet.record(name)
     running = [n for n in validators if n in testnet.running()]
     start_height = max([perturber.height(n) for n in running] + [0])
-    wait_until(lambda: all(perturber.height(n) > start_height for n in running), wait_s,
-               f"every running validator to commit past height {start_height}")
+    wait_until(
+        lambda: all(perturber.height(n) > start_height for n in running),
+        wait_s,
+        f"every running validator to commit past height {start_height}",
+    )
     perturber.heal()  # start from a clean fault table
     monitor = HeightMonitor(testnet, list(testnet.nodes)).start()
-    load = GrassrootsLoad(testnet, rate_tps=scenario.rate_tps, accounts=scenario.accounts,
-                          tag=f"{scenario.name}/{time.time_ns()}", ack_timeout_s=scenario.ack_timeout_s).start()
+    load = GrassrootsLoad(
+        testnet,
+        rate_tps=scenario.rate_tps,
+        accounts=scenario.accounts,
+        tag=f"{scenario.name}/{time.time_ns()}",
+        ack_timeout_s=scenario.ack_timeout_s,
+    ).start()
     t0 = time.monotonic()
     last_step_end = t0
     base = {n: perturber._safe_height(n) for n in testnet.nodes}
@@ -188,13 +215,20 @@ def run_scenario(testnet: Testnet, scenario: Scenario, *, on_step: Any = None,
         result.liveness_resumed_s = monitor.resumed_s(live, last_step_end, base) or result.liveness_resumed_s
     result.max_commit_gap_s = monitor.max_gap_s()
     evidence = gather(testnet, live, perturber.running())
-    violations, observed = run_checks(evidence, byzantine=byzantine, submitted=stats.submitted,
-                                      acknowledged=dict(stats.acknowledged), start_height=start_height,
-                                      validators=len(validators), exempt=exempt)
+    violations, observed = run_checks(
+        evidence,
+        byzantine=byzantine,
+        submitted=stats.submitted,
+        acknowledged=dict(stats.acknowledged),
+        start_height=start_height,
+        validators=len(validators),
+        exempt=exempt,
+    )
     result.violations += violations
     seen = misbehaviour_seen(evidence, live)
-    result.observed = observed + [f"honest nodes counted {count} × {what}" for what, count in sorted(seen.items())
-                                  if count]
+    result.observed = observed + [
+        f"honest nodes counted {count} × {what}" for what, count in sorted(seen.items()) if count
+    ]
     if scenario.byzantine_observed and not result.observed:
         result.violations.append(Violation("perturbation", "no honest node observed the byzantine behaviour"))
     chain = max(evidence.chains.values(), key=len, default=[])
@@ -203,8 +237,11 @@ def run_scenario(testnet: Testnet, scenario: Scenario, *, on_step: Any = None,
     result.acknowledged = len(stats.acknowledged)
     result.committed = len(committed & stats.submitted)
     if result.acknowledged < scenario.min_acknowledged and scenario.expect == "pass":
-        result.violations.append(Violation("load", f"only {result.acknowledged} txs acknowledged "
-                                           f"(want >= {scenario.min_acknowledged})"))
+        result.violations.append(
+            Violation(
+                "load", f"only {result.acknowledged} txs acknowledged (want >= {scenario.min_acknowledged})"
+            )
+        )
     result.heights = {n: len(c) for n, c in evidence.chains.items()}
     result.duplicates = duplicates(evidence)
     if restore:
@@ -219,8 +256,14 @@ def _hash(tx: bytes) -> bytes:
     return hashlib.sha256(tx).digest()
 
 
-def _liveness(perturber: Perturber, live: list[str], since: float, base: dict[str, int], scenario: Scenario,
-              result: ScenarioResult) -> None:
+def _liveness(
+    perturber: Perturber,
+    live: list[str],
+    since: float,
+    base: dict[str, int],
+    scenario: Scenario,
+    result: ScenarioResult,
+) -> None:
     """Every live honest node commits past its height at the last step's end within the bound
     (a violation otherwise); sets `liveness_resumed_s` to an upper bound of how long it took."""
     if not live:
@@ -229,12 +272,19 @@ def _liveness(perturber: Perturber, live: list[str], since: float, base: dict[st
     base = {n: base.get(n, 0) for n in live}
     remaining = max(2.0, scenario.liveness_bound_s - (time.monotonic() - since))
     try:
-        wait_until(lambda: all(perturber.height(n) > base[n] for n in live), remaining,
-                   f"{', '.join(live)} to commit again")
+        wait_until(
+            lambda: all(perturber.height(n) > base[n] for n in live),
+            remaining,
+            f"{', '.join(live)} to commit again",
+        )
     except WaitTimeout:
-        result.violations.append(Violation(
-            "liveness", f"no new commit on {', '.join(live)} within {scenario.liveness_bound_s:.0f} s of the "
-            f"last perturbation (heights stuck at {base})"))
+        result.violations.append(
+            Violation(
+                "liveness",
+                f"no new commit on {', '.join(live)} within {scenario.liveness_bound_s:.0f} s of the "
+                f"last perturbation (heights stuck at {base})",
+            )
+        )
         return
     result.liveness_resumed_s = time.monotonic() - since
 
@@ -285,15 +335,21 @@ def _dispatch(p: Perturber, step: Step) -> str:
     raise UsageError(f"unknown action {action!r}")
 
 
-def create_for(directory: Path, scenario: Scenario, *, deadline_s: float = 60.0, netns: bool = False) -> Testnet:
+def create_for(
+    directory: Path, scenario: Scenario, *, deadline_s: float = 60.0, netns: bool = False
+) -> Testnet:
     """A fresh grassroots testnet shaped by the scenario's [testnet] table (each node in its own
     network namespace with `netns`)."""
     from hedgerow.testnet.launcher import up
     from hedgerow.testnet.manifest import parse_manifest
 
     consensus = scenario.consensus or {"delta_ms": 50, "local_processing_ms": 50}
-    raw: dict[str, Any] = {"validators": scenario.validators, "app": "grassroots", "consensus": consensus,
-                           "seed": scenario.seed}
+    raw: dict[str, Any] = {
+        "validators": scenario.validators,
+        "app": "grassroots",
+        "consensus": consensus,
+        "seed": scenario.seed,
+    }
     if scenario.mempool:
         raw["mempool"] = scenario.mempool
     if not netns:

@@ -77,10 +77,22 @@ def fetch_chain(testnet: Testnet, name: str) -> list[ChainBlock]:
             with contextlib.suppress(Exception):
                 certs = decode_proof(bytes(row["proof"]))
                 if len(certs) == 2 and all(isinstance(c, m.QC) for c in certs):
-                    proof = [{"block_id": c.block_id, "round": c.round, "signers": list(c.signers)} for c in certs]
-            out.append(ChainBlock(int(row["height"]), block.block_id, header.parent_qc.block_id,
-                                  header.block_round, header.author, header.timestamp_ms, tuple(block.txs),
-                                  hashes.get(int(row["height"]), b""), proof))
+                    proof = [
+                        {"block_id": c.block_id, "round": c.round, "signers": list(c.signers)} for c in certs
+                    ]
+            out.append(
+                ChainBlock(
+                    int(row["height"]),
+                    block.block_id,
+                    header.parent_qc.block_id,
+                    header.block_round,
+                    header.author,
+                    header.timestamp_ms,
+                    tuple(block.txs),
+                    hashes.get(int(row["height"]), b""),
+                    proof,
+                )
+            )
         start = out[-1].height + 1
     return out
 
@@ -110,9 +122,16 @@ def tx_hash(tx: bytes) -> bytes:
     return hashlib.sha256(tx).digest()
 
 
-def run_checks(evidence: Evidence, *, byzantine: set[str], submitted: set[bytes],
-               acknowledged: dict[bytes, int], start_height: int, validators: int,
-               exempt: set[str] | frozenset[str] = frozenset()) -> tuple[list[Violation], list[str]]:
+def run_checks(
+    evidence: Evidence,
+    *,
+    byzantine: set[str],
+    submitted: set[bytes],
+    acknowledged: dict[bytes, int],
+    start_height: int,
+    validators: int,
+    exempt: set[str] | frozenset[str] = frozenset(),
+) -> tuple[list[Violation], list[str]]:
     """(violations, observed byzantine misbehaviour). `exempt`: nodes made Byzantine by earlier
     scenarios on this testnet (their old signed statements conflict by design)."""
     f = (validators - 1) // 3
@@ -127,8 +146,17 @@ def run_checks(evidence: Evidence, *, byzantine: set[str], submitted: set[bytes]
         checker.submitted(tx)
     for name, chain in sorted(evidence.chains.items()):
         for block in chain:
-            checker.finalized(name, block.height, block.block_id, block.parent_id, block.block_round,
-                              block.author, [tx_hash(tx) for tx in block.txs], block.proof, block.timestamp_ms)
+            checker.finalized(
+                name,
+                block.height,
+                block.block_id,
+                block.parent_id,
+                block.block_round,
+                block.author,
+                [tx_hash(tx) for tx in block.txs],
+                block.proof,
+                block.timestamp_ms,
+            )
     for name, rows in evidence.signed.items():
         index = evidence.index_of.get(name, name)
         for kind, round_, digest in rows:
@@ -156,8 +184,9 @@ def duplicates(evidence: Evidence) -> int:
     return sum(1 for count in seen.values() if count > 1)
 
 
-def _acknowledged(evidence: Evidence, acknowledged: dict[bytes, int],
-                  executed: dict[bytes, list[tuple[int, bool]]] | None) -> list[Violation]:
+def _acknowledged(
+    evidence: Evidence, acknowledged: dict[bytes, int], executed: dict[bytes, list[tuple[int, bool]]] | None
+) -> list[Violation]:
     """Each acknowledged tx is committed at the height the node reported and takes effect exactly
     once: with the grassroots ledger a later inclusion must be rejected by the ledger (its nonce
     is spent; counted as a duplicate, as the simulator's checker does); without a ledger replay
@@ -172,15 +201,25 @@ def _acknowledged(evidence: Evidence, acknowledged: dict[bytes, int],
         found = where.get(digest, [])
         short = digest.hex()[:12]
         if not found:
-            out.append(Violation("acknowledged", f"tx {short} acknowledged final at height {height} is not in "
-                                 "the committed chain (lost)"))
+            out.append(
+                Violation(
+                    "acknowledged",
+                    f"tx {short} acknowledged final at height {height} is not in the committed chain (lost)",
+                )
+            )
         elif found[0] != height:
-            out.append(Violation("acknowledged", f"tx {short} acknowledged at height {height} was committed "
-                                 f"first at height {found[0]}"))
+            out.append(
+                Violation(
+                    "acknowledged",
+                    f"tx {short} acknowledged at height {height} was committed first at height {found[0]}",
+                )
+            )
         elif executed is None and len(found) > 1:
             out.append(Violation("acknowledged", f"tx {short} is in the committed chain {len(found)} times"))
         elif executed is not None and sum(ok for _, ok in executed.get(digest, [])) > 1:
-            out.append(Violation("acknowledged", f"tx {short} took effect {len(found)} times (heights {found})"))
+            out.append(
+                Violation("acknowledged", f"tx {short} took effect {len(found)} times (heights {found})")
+            )
     return out
 
 
@@ -207,15 +246,21 @@ def _ledger_replay(evidence: Evidence) -> tuple[list[Violation], dict[bytes, lis
         expected = app.app_hash()
         wrong = sorted(n for n, h in by_height.get(block.height, {}).items() if h and h != expected)
         if wrong:
-            out.append(Violation("ledger", f"height {block.height}: state hash of {', '.join(wrong)} differs "
-                                 "from replaying the committed txs"))
+            out.append(
+                Violation(
+                    "ledger",
+                    f"height {block.height}: state hash of {', '.join(wrong)} differs "
+                    "from replaying the committed txs",
+                )
+            )
             break
     out += [Violation("ledger", text) for text in monitor.violations[:20]]
     return out, executed
 
 
-def _signer_safety(evidence: Evidence, byzantine: set[str], exempt: set[str] | frozenset[str]
-                   ) -> tuple[list[Violation], list[str]]:
+def _signer_safety(
+    evidence: Evidence, byzantine: set[str], exempt: set[str] | frozenset[str]
+) -> tuple[list[Violation], list[str]]:
     found = check_signer_safety(evidence.signed, evidence.votes_seen, evidence.index_of)
     violations: list[Violation] = []
     counts: Counter[str] = Counter()
@@ -236,7 +281,11 @@ def misbehaviour_seen(evidence: Evidence, honest: list[str]) -> Counter[str]:
         status = evidence.statuses.get(name) or {}
         seen["evidence"] += int(status.get("evidence") or 0)
         for reason, count in (status.get("dropped") or {}).items():
-            if reason.startswith("closed_") and reason not in ("closed_broken", "closed_local_close",
-                                                               "closed_idle_timeout", "closed_eof"):
+            if reason.startswith("closed_") and reason not in (
+                "closed_broken",
+                "closed_local_close",
+                "closed_idle_timeout",
+                "closed_eof",
+            ):
                 seen[reason] += int(count)
     return seen

@@ -16,19 +16,31 @@ EXAMPLE = """examples:
 
 
 def register(sub: Any) -> None:
-    parser = sub.add_parser("scenario", help="run scenario files (load + perturbations + invariant checks)",
-                            description="Run each scenario file against the testnet in --dir: a grassroots "
-                            "load, a timeline of perturbations on the real processes, then the invariant "
-                            "checks. Exit 1 when any scenario found a violation.",
-                            epilog=EXAMPLE, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = sub.add_parser(
+        "scenario",
+        help="run scenario files (load + perturbations + invariant checks)",
+        description="Run each scenario file against the testnet in --dir: a grassroots "
+        "load, a timeline of perturbations on the real processes, then the invariant "
+        "checks. Exit 1 when any scenario found a violation.",
+        epilog=EXAMPLE,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("files", type=Path, nargs="+", metavar="FILE")
     parser.add_argument("--dir", type=Path, required=True, help="the testnet directory")
-    parser.add_argument("--up", action="store_true",
-                        help="create the testnet in --dir from the first scenario's [testnet] table, "
-                        "and take it down (leaving the directory) at the end")
-    parser.add_argument("--netns", action="store_true",
-                        help="with --up: each node in its own network namespace (root; iproute2)")
-    parser.add_argument("--scale", type=float, default=1.0, help="stretch (>1) or compress (<1) the timelines")
+    parser.add_argument(
+        "--up",
+        action="store_true",
+        help="create the testnet in --dir from the first scenario's [testnet] table, "
+        "and take it down (leaving the directory) at the end",
+    )
+    parser.add_argument(
+        "--netns",
+        action="store_true",
+        help="with --up: each node in its own network namespace (root; iproute2)",
+    )
+    parser.add_argument(
+        "--scale", type=float, default=1.0, help="stretch (>1) or compress (<1) the timelines"
+    )
     parser.add_argument("--keep-faults", action="store_true", help="do not restore the testnet after each")
     parser.add_argument("--json", action="store_true")
     parser.set_defaults(handler=cmd_scenario)
@@ -46,7 +58,9 @@ def cmd_scenario(args: argparse.Namespace) -> int:
     if not args.scale > 0:
         raise UsageError("--scale must be positive")
     if args.netns and not args.up:
-        raise UsageError("--netns goes with --up (a testnet created in namespaces records it in DIR/netns.json)")
+        raise UsageError(
+            "--netns goes with --up (a testnet created in namespaces records it in DIR/netns.json)"
+        )
     scenarios = [load_scenario(path).scaled(args.scale) for path in args.files]
     created = None
     try:
@@ -58,6 +72,7 @@ def cmd_scenario(args: argparse.Namespace) -> int:
             testnet = open_testnet(args.dir)
         results = []
         for scenario in scenarios:
+
             def show(step: Any, name: str = scenario.name) -> None:
                 if not args.json:
                     console.print(f"  [{name}] t={step.at_s:5.1f}s {step.action}: {step.detail}")
@@ -75,7 +90,9 @@ def cmd_scenario(args: argparse.Namespace) -> int:
             if hasattr(created, "teardown"):
                 created.teardown()
     if args.json:
-        print_json(results[0].to_json() if len(results) == 1 else {"scenarios": [r.to_json() for r in results]})
+        print_json(
+            results[0].to_json() if len(results) == 1 else {"scenarios": [r.to_json() for r in results]}
+        )
     elif len(results) > 1:
         console.print(summary_table(results))
     failed = [r.name for r in results if not r.passed]

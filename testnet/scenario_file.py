@@ -54,15 +54,22 @@ TESTNET_KEYS = {"validators", "consensus", "mempool"}
 LOAD_KEYS = {"rate_tps", "accounts", "ack_timeout_s"}
 CHECK_KEYS = {"liveness_bound_s", "expect", "byzantine_observed", "min_acknowledged"}
 ACTIONS: dict[str, set[str]] = {
-    "kill": {"node"}, "restart": {"node"}, "stop": {"node"}, "pause": {"node"}, "resume": {"node"},
-    "partition": {"groups", "one_way"}, "heal": set(),
+    "kill": {"node"},
+    "restart": {"node"},
+    "stop": {"node"},
+    "pause": {"node"},
+    "resume": {"node"},
+    "partition": {"groups", "one_way"},
+    "heal": set(),
     "delay": {"from", "to", "both_ways", "delay_ms", "jitter_ms"},
     "drop": {"from", "to", "both_ways", "drop"},
     "link": {"from", "to", "both_ways", "delay_ms", "jitter_ms", "drop", "duplicate", "reorder"},
     "clock-skew": {"node", "offset_ms", "rate"},
     "byzantine": {"node", "nodes", "flags"},
     "garbage": {"nodes", "frames"},
-    "kernel-cut": {"node"}, "kernel-heal": {"node"}, "netem": {"node", "delay_ms", "loss"},
+    "kernel-cut": {"node"},
+    "kernel-heal": {"node"},
+    "netem": {"node", "delay_ms", "loss"},
 }
 STEP_COMMON = {"at_s", "action", "label"}
 
@@ -141,8 +148,11 @@ def parse_scenario(raw: dict[str, Any], where: str = "scenario", default_name: s
     testnet = _table(raw, "testnet", TESTNET_KEYS, where)
     load = _table(raw, "load", LOAD_KEYS, where)
     check = _table(raw, "check", CHECK_KEYS, where)
-    steps = tuple(sorted((_step(item, i, where) for i, item in enumerate(raw.get("perturb") or [])),
-                         key=lambda s: s.at_s))
+    steps = tuple(
+        sorted(
+            (_step(item, i, where) for i, item in enumerate(raw.get("perturb") or [])), key=lambda s: s.at_s
+        )
+    )
     expect = str(check.get("expect", "pass"))
     if expect not in ("pass", "violation"):
         raise ConfigError(f"{where}: check.expect must be pass or violation, got {expect!r}")
@@ -150,14 +160,22 @@ def parse_scenario(raw: dict[str, Any], where: str = "scenario", default_name: s
     if duration <= 0 or any(s.at_s > duration for s in steps):
         raise ConfigError(f"{where}: duration_s must be positive and cover every step's at_s")
     return Scenario(
-        name=str(raw.get("name", default_name)), description=str(raw.get("description", "")),
-        duration_s=duration, seed=int(raw.get("seed", 0)), validators=int(testnet.get("validators", 4)),
-        consensus=dict(testnet.get("consensus") or {}), mempool=dict(testnet.get("mempool") or {}),
-        rate_tps=float(load.get("rate_tps", 10.0)), accounts=int(load.get("accounts", 4)),
-        ack_timeout_s=float(load.get("ack_timeout_s", 5.0)), steps=steps,
-        liveness_bound_s=float(check.get("liveness_bound_s", 10.0)), expect=expect,
+        name=str(raw.get("name", default_name)),
+        description=str(raw.get("description", "")),
+        duration_s=duration,
+        seed=int(raw.get("seed", 0)),
+        validators=int(testnet.get("validators", 4)),
+        consensus=dict(testnet.get("consensus") or {}),
+        mempool=dict(testnet.get("mempool") or {}),
+        rate_tps=float(load.get("rate_tps", 10.0)),
+        accounts=int(load.get("accounts", 4)),
+        ack_timeout_s=float(load.get("ack_timeout_s", 5.0)),
+        steps=steps,
+        liveness_bound_s=float(check.get("liveness_bound_s", 10.0)),
+        expect=expect,
         byzantine_observed=bool(check.get("byzantine_observed", False)),
-        min_acknowledged=int(check.get("min_acknowledged", 1)))
+        min_acknowledged=int(check.get("min_acknowledged", 1)),
+    )
 
 
 def _step(item: Any, index: int, where: str) -> Step:
@@ -170,9 +188,19 @@ def _step(item: Any, index: int, where: str) -> Step:
     unknown = set(args) - ACTIONS[action]
     if unknown:
         raise ConfigError(f"{where}: perturb {index} ({action}): unknown keys {sorted(unknown)}")
-    needs = {"kill": "node", "restart": "node", "stop": "node", "pause": "node", "resume": "node",
-             "partition": "groups", "clock-skew": "node", "byzantine": "flags", "kernel-cut": "node",
-             "kernel-heal": "node", "netem": "node"}.get(action)
+    needs = {
+        "kill": "node",
+        "restart": "node",
+        "stop": "node",
+        "pause": "node",
+        "resume": "node",
+        "partition": "groups",
+        "clock-skew": "node",
+        "byzantine": "flags",
+        "kernel-cut": "node",
+        "kernel-heal": "node",
+        "netem": "node",
+    }.get(action)
     if needs and needs not in args:
         raise ConfigError(f"{where}: perturb {index} ({action}) needs {needs}")
     if action == "byzantine" and not _names(args):

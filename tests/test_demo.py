@@ -13,8 +13,12 @@ pytestmark = pytest.mark.multiprocess
 
 
 def test_demo_quick_end_to_end() -> None:
-    done = subprocess.run([sys.executable, "-m", "hedgerow.node.cli", "demo", "--quick", "--json"],
-                          capture_output=True, text=True, timeout=240)
+    done = subprocess.run(
+        [sys.executable, "-m", "hedgerow.node.cli", "demo", "--quick", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
     assert done.returncode == 0, done.stderr + done.stdout[-3000:]
     report = json.loads(done.stdout)
     assert report["failures"] == []

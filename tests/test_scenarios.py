@@ -50,8 +50,17 @@ def _passes(result: ScenarioResult) -> None:
 
 def test_shipped_scenario_files_parse() -> None:
     names = {path.stem for path in SCENARIOS.glob("*.toml")}
-    assert {"crash-leader", "rolling-restarts", "minority-partition", "majority-partition-heals", "flaky-links",
-            "byzantine-equivocation", "byzantine-tail-fork", "garbage-peer", "byzantine-beyond-f"} <= names
+    assert {
+        "crash-leader",
+        "rolling-restarts",
+        "minority-partition",
+        "majority-partition-heals",
+        "flaky-links",
+        "byzantine-equivocation",
+        "byzantine-tail-fork",
+        "garbage-peer",
+        "byzantine-beyond-f",
+    } <= names
     for path in SCENARIOS.glob("*.toml"):
         scenario = load_scenario(path)
         assert scenario.name == path.stem and scenario.steps
@@ -111,8 +120,22 @@ def test_byzantine_tail_fork(testnet: Testnet) -> None:
 def _cli(testnet: Testnet, *args: str) -> subprocess.CompletedProcess[str]:
     """The CLI on the fixture's testnet; then reload the pids it may have changed (cleanup needs them)."""
     try:
-        return subprocess.run([sys.executable, "-m", "hedgerow.node.cli", "testnet", "scenario", *args,
-                               "--dir", str(testnet.dir), "--json"], capture_output=True, text=True, timeout=180)
+        return subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "hedgerow.node.cli",
+                "testnet",
+                "scenario",
+                *args,
+                "--dir",
+                str(testnet.dir),
+                "--json",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=180,
+        )
     finally:
         testnet.nodes = Testnet.open(testnet.dir).nodes
 

@@ -48,8 +48,15 @@ def test_netem_delay_and_loss(testnet: NetnsTestnet) -> None:
     ok, why = netem_available()
     if not ok:
         pytest.skip(f"tc netem unavailable on this kernel: {why}")
-    scenario = parse_scenario({"name": "netem", "duration_s": 6, "perturb": [
-        {"at_s": 1, "action": "netem", "node": "v0", "delay_ms": 30, "loss": 0.05},
-        {"at_s": 4, "action": "netem", "node": "v0", "delay_ms": 0, "loss": 0}]})
+    scenario = parse_scenario(
+        {
+            "name": "netem",
+            "duration_s": 6,
+            "perturb": [
+                {"at_s": 1, "action": "netem", "node": "v0", "delay_ms": 30, "loss": 0.05},
+                {"at_s": 4, "action": "netem", "node": "v0", "delay_ms": 0, "loss": 0},
+            ],
+        }
+    )
     result = run_scenario(testnet, scenario)
     assert result.violations == [], [v.to_dict() for v in result.violations]
