@@ -32,7 +32,8 @@ VERIFIED_CACHE_MAX = 200_000
 
 
 def tx_sign_bytes(chain_id: str, kind: int, signer: bytes, nonce: int, body: list[Any]) -> bytes:
-    return TX_DOMAIN + msgpack.packb([1, chain_id, kind, signer, nonce, body], use_bin_type=True)
+    packed: bytes = msgpack.packb([1, chain_id, kind, signer, nonce, body], use_bin_type=True)
+    return TX_DOMAIN + packed
 
 
 def make_tx(key: SigningKey, chain_id: str, nonce: int, kind: int = KIND_SET,

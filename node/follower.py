@@ -51,7 +51,7 @@ class Follower:
         self.checker = CertChecker(validators, node.chain_id, leader, Verifier())
         sync = node.config.raw.get("sync", {})
         peers = sync.get("peers", []) if isinstance(sync, dict) else []
-        self.peers = [split_address(p, "sync.peers") for p in peers]
+        self.sync_peers = [split_address(p, "sync.peers") for p in peers]
         self.rejected: Counter[str] = Counter()
         self.last_block_id: bytes | None = None
         self.peer_index = 0
@@ -64,14 +64,14 @@ class Follower:
         return committed_of(block, proof)
 
     async def run(self, nursery: trio.Nursery) -> None:
-        if not self.peers:
+        if not self.sync_peers:
             log.warning("event=observer_without_peers node=%s", self.node.config.name)
             return
         nursery.start_soon(self.sync_actor)
 
     async def sync_actor(self) -> None:
         while True:
-            host, port = self.peers[self.peer_index % len(self.peers)]
+            host, port = self.sync_peers[self.peer_index % len(self.sync_peers)]
             try:
                 client = await AsyncRpcClient.connect(host, port, self.node.key)
             except (OSError, RpcCallError):
@@ -163,7 +163,7 @@ class Follower:
                 "synced_from": self.synced_from}
 
     def peers(self) -> list[dict[str, Any]]:
-        return [{"address": f"{h}:{p}", "sync": True} for h, p in self.peers]
+        return [{"address": f"{h}:{p}", "sync": True} for h, p in self.sync_peers]
 
     def rpc_handlers(self) -> dict[str, Any]:
         return {}

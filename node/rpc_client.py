@@ -149,7 +149,7 @@ class AsyncRpcClient:
                 self._waiting.clear()
                 return
             reply = unpack_body(body)
-            channel = self._waiting.pop(reply.get("id"), None)
+            channel = self._waiting.pop(reply.get("id"), None)  # type: ignore[arg-type]
             if channel is not None:
                 channel.send_nowait(reply)
 

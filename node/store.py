@@ -232,8 +232,8 @@ class Store:
 
 def _finalized_row(row: tuple[object, ...]) -> FinalizedRow:
     height, block_id, proof, state_hash, txs, time_ms = row
-    return FinalizedRow(int(height), bytes(block_id), bytes(proof),  # type: ignore[arg-type,call-overload]
-                        bytes(state_hash), int(txs), int(time_ms))  # type: ignore[arg-type,call-overload]
+    return FinalizedRow(int(height), bytes(block_id), bytes(proof),  # type: ignore[call-overload]
+                        bytes(state_hash), int(txs), int(time_ms))  # type: ignore[call-overload]
 
 
 def store_path(home: Path) -> Path:
