@@ -9,8 +9,9 @@ index and n = the validator count.
 - Peer messages (wire tags 50-69, routed by `node/actor_compute.py`) reach `on_message` only from
   authenticated validators (their genesis index); messages of an instance not started here yet wait
   in a bounded buffer. Timers `("ho", instance, round, kind)` fire `on_timer`.
-- On a restart every stored instance is rebuilt and `resume`d from its last record, so it resends
-  byte-identical messages of the round it was in and never re-enters a lower round.
+- On a restart every stored instance is rebuilt and `resume`d from its last record (after waiting up
+  to RESUME_WAIT_S for the peers to reconnect), so it resends byte-identical messages of the round
+  it was in and never re-enters a lower round.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("hedgerow.rounds")
 
 PENDING_INSTANCES_MAX = 64
+RESUME_WAIT_S = 5.0
 PENDING_PER_INSTANCE_MAX = 512
 ALGORITHMS = ("otr", "uv", "lv", "floodmin", "approx")
 
@@ -120,7 +122,12 @@ class RoundsActor:
         try:
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(self._timer_loop)
-                for instance, spec_bytes, record_bytes in await self._db(store.load):
+                stored = await self._db(store.load)
+                if stored:  # a restart: let the peers reconnect first, so resent messages are not lost
+                    others = [i for i in self.node_ids if i != self.node.key.node_id]
+                    with trio.move_on_after(RESUME_WAIT_S):
+                        await self.transport.wait_connected(others)
+                for instance, spec_bytes, record_bytes in stored:
                     await self._restore(instance, spec_bytes, record_bytes)
                 while True:
                     kind, a, b = await self.inbox.receive()
@@ -265,8 +272,8 @@ class RoundsActor:
             "algorithm": inst.spec["algorithm"], "round": m.round, "decided": inst.delivered,
             "decision": jsonable(inst.decision), "halted": m.halted,
             "error": None if m.error is None else str(m.error), "resumed": inst.resumed,
-            "latency_ms": latency, "ho_sizes": [len(h) for h in m.trace], "counters": dict(m.counters),
-            "persists": inst.persists,
+            "latency_ms": latency, "heard": len(m.mailbox), "trace": [sorted(h) for h in m.trace],
+            "counters": dict(m.counters), "persists": inst.persists,
         }
 
     def rpc_handlers(self) -> dict[str, Any]:
@@ -300,7 +307,7 @@ def start_spec(params: dict[str, Any]) -> dict[str, Any]:
     spec: dict[str, Any] = {
         "instance": int(params["instance"]), "algorithm": algorithm, "inputs": list(inputs),
         "f": int(params.get("f", 1)), "mode": mode, "amp_grace_s": float(params.get("amp_grace_s", 0.0)),
-        "timeout_s": float(params.get("timeout_s", 0.05)), "catchup_k": int(params.get("catchup_k", 1)),
+        "timeout_s": float(params.get("round_timeout_s", 0.05)), "catchup_k": int(params.get("catchup_k", 1)),
         "linger_rounds": int(params.get("linger_rounds", 2)),
     }
     if not 0 <= spec["instance"] < 1 << 64:

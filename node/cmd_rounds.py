@@ -2,6 +2,7 @@
 
     hedgerow rounds check --algorithm uv --n 3 --predicate any      # exits 1: the split violation
     hedgerow rounds --algorithm otr --predicate hof --mode ho_f --inputs 0,1,1,0 --sim --seeds 0-9
+    hedgerow rounds --algorithm lv --predicate hof --mode ho_f --inputs 0,1,1,0 --dir ./net   # real nodes
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import time
+from pathlib import Path
 from typing import Any
 
 from hedgerow.node.errors import UsageError, VerdictFailure
@@ -50,6 +52,12 @@ def register(verbs: Any) -> None:
     parser.add_argument("--sim", action="store_true", help="run under the seeded packet simulator")
     parser.add_argument("--seeds", default="0", help="run: seeds N or A-B inclusive")
     parser.add_argument("--crash", type=int, default=None, help="run: crash this process mid-broadcast")
+    parser.add_argument("--dir", type=Path, default=None,
+                        help="run: one instance on every validator of this testnet (real network)")
+    parser.add_argument("--home", type=Path, default=None, help="run: on this node and its peers")
+    parser.add_argument("--instance", type=int, default=None, help="run --dir/--home: instance id (random)")
+    parser.add_argument("--timeout", type=float, default=30.0,
+                        help="run --dir/--home: seconds to wait for the decisions (default 30)")
     parser.add_argument("--json", action="store_true", help="print JSON")
     parser.set_defaults(handler=handle)
 
@@ -118,7 +126,11 @@ def _run(args: argparse.Namespace) -> int:
     from hedgerow.testnet.sim.heardof_runner import run_once
 
     if not args.sim:
-        raise UsageError("running rounds over real nodes needs the node's rounds actor; use --sim for now")
+        if args.dir is None and args.home is None:
+            raise UsageError("say where to run: --sim (seeded simulator) or --dir TESTNET_DIR / --home DIR")
+        from hedgerow.node.job_client import rounds_cli
+
+        return rounds_cli(args)
     if not args.inputs:
         raise UsageError("--inputs is required, e.g. --inputs 0,1,1,0")
     try:

@@ -535,7 +535,7 @@ class _PlotData:
 def run_rounds(cluster: Cluster, params: dict[str, Any], *, timeout_s: float,
                key: SigningKey | None = None) -> list[dict[str, Any]]:
     """Start the instance on every node (RPC `rounds_start`) and poll `rounds_status` until every
-    reachable node decided and halted, or `timeout_s` passes. Returns one status per node (None
+    reachable node decided, or `timeout_s` passes. Returns one status per node (None
     fields for unreachable nodes)."""
     from hedgerow.node.rpc_client import RpcCallError, RpcClient
 
@@ -565,7 +565,7 @@ def run_rounds(cluster: Cluster, params: dict[str, Any], *, timeout_s: float,
                 except RpcCallError as error:
                     status = {"error": str(error)}
                 statuses[index] = {"name": cluster.workers[index].name, **(status or {})}
-            done = all(s.get("halted") or s.get("error") for s in statuses.values())
+            done = all(s.get("decided") or s.get("error") for s in statuses.values())
             if done or time.monotonic() >= deadline:
                 break
             time.sleep(delay)  # polling remote state, bounded by the deadline
@@ -574,3 +574,83 @@ def run_rounds(cluster: Cluster, params: dict[str, Any], *, timeout_s: float,
         for client in clients.values():
             client.close()
     return [statuses[i] for i in sorted(statuses)]
+
+
+def rounds_cli(args: Any) -> int:
+    """`hedgerow rounds --dir|--home`: one instance on every validator, decisions checked here."""
+    import os
+
+    from hedgerow.node.errors import VerdictFailure
+    from hedgerow.node.output import console, print_json, table
+    from hedgerow.protocols.heardof import predicates
+
+    cluster = cluster_of(args)
+    if not args.inputs:
+        raise UsageError("--inputs is required, e.g. --inputs 0,1,1,0 (one per validator)")
+    try:
+        inputs = [int(x) for x in args.inputs.split(",")]
+    except ValueError:
+        raise UsageError(f"--inputs {args.inputs!r}: want comma-separated integers") from None
+    n = len(cluster.workers)
+    if len(inputs) != n:
+        raise UsageError(f"--inputs has {len(inputs)} values; the testnet has {n} validators")
+    if args.mode == "ho_f" and n <= 2 * args.f:
+        raise UsageError(f"ho_f mode needs n > 2f (n={n}, f={args.f})")
+    predicate = "hof" if args.predicate == "default" else args.predicate
+    instance = args.instance if args.instance is not None else int.from_bytes(os.urandom(6), "big")
+    grace = 0.005 if args.mode == "ho_f" and args.algorithm in ("otr", "lv", "uv") else 0.0
+    params = {"instance": instance, "algorithm": args.algorithm, "inputs": inputs, "f": args.f,
+              "mode": args.mode, "amp_grace_s": grace, "round_timeout_s": 0.05, "catchup_k": n,
+              "linger_rounds": 2}
+    started = time.monotonic()
+    statuses = run_rounds(cluster, params, timeout_s=args.timeout)
+    wall_s = time.monotonic() - started
+    live = [s for s in statuses if "decided" in s]
+    decisions = {s["name"]: s["decision"] for s in live if s["decided"]}
+    violations: list[str] = []
+    values = list(decisions.values())
+    if args.algorithm == "approx":
+        from fractions import Fraction
+
+        xs = [Fraction(v) if isinstance(v, str) else v for v in values]  # Fractions travel as "p/q"
+        if xs and (max(xs) - min(xs) > 1 or min(xs) < min(inputs) or max(xs) > max(inputs)):
+            violations.append(f"approximate agreement: {decisions}")
+    else:
+        k = args.f + 1 if args.algorithm == "floodmin" else 1
+        if len({repr(v) for v in values}) > k:
+            violations.append(f"agreement: {decisions}")
+        violations += [f"validity: {name} decided {v!r}" for name, v in decisions.items() if v not in inputs]
+    conflicts = sum(int(s["counters"].get("conflicting_duplicate", 0)) for s in live)
+    if conflicts:
+        violations.append(f"{conflicts} conflicting duplicate round messages")
+    rounds = min((len(s["trace"]) for s in live), default=0)
+    everyone = list(range(n))
+    by_p = {int(s["p"]): s for s in live}
+    realized = [[frozenset(by_p[p]["trace"][r]) if p in by_p else frozenset(everyone) for p in range(n)]
+                for r in range(rounds)]
+    held = predicates.predicate_by_name(predicate, args.f)(realized) if predicate != "complete" else True
+    undecided = [s["name"] for s in live if not s["decided"]]
+    summary = {
+        "algorithm": args.algorithm, "mode": args.mode, "predicate": predicate, "predicate_held": held,
+        "inputs": inputs, "instance": instance, "where": "network", "wall_s": round(wall_s, 3),
+        "decided": sorted(decisions), "decisions": decisions, "undecided": undecided,
+        "unreachable": [s["name"] for s in statuses if "decided" not in s],
+        "nodes": statuses, "violations": violations,
+    }
+    if args.json:
+        print_json(summary)
+    else:
+        rows = [(s["name"], s.get("decision", ""), s.get("round", ""),
+                 f"{sum(map(len, s['trace'])) / max(1, len(s['trace'])):.2f}" if "trace" in s else "",
+                 s.get("latency_ms", ""), s.get("resumed", ""), s.get("error", "") or "") for s in statuses]
+        console.print(table(f"rounds {args.algorithm} mode={args.mode} over {n} nodes (instance {instance})",
+                            ["node", "decision", "round", "mean |HO|", "decided after ms", "resumed",
+                             "error"], rows))
+        console.print(f"predicate {predicate} held on the realized trace: {held}; wall {wall_s:.3f} s")
+    for item in violations:
+        console.print(item, style="red")
+    if violations:
+        raise VerdictFailure(f"{len(violations)} violation(s)")
+    if not decisions:
+        raise VerdictFailure(f"no node decided within {args.timeout:g} s")
+    return 0
