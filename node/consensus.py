@@ -128,6 +128,7 @@ class ConsensusDriver:
         self.evidence: list[Any] = []
         self.votes_seen: deque[tuple[int, int, bytes]] = deque(maxlen=VOTES_SEEN_MAX)
         self.persist_s: deque[float] = deque(maxlen=1000)
+        self._logged: set[tuple[str, int, bytes]] = set()  # signer-log rows already durable
 
     # -- construction of the core ---------------------------------------------------------------
 
@@ -149,6 +150,7 @@ class ConsensusDriver:
             for data in await node.db(store.blocks_from_height, await self._root_height(checkpoint)):
                 blocks.append(decode(data, expected=m.Block))
         self.restored_root = checkpoint.root if checkpoint is not None else None
+        self._logged = {(row.kind, row.round, row.digest) for row in await node.db(store.signed_log)}
         assert node.index is not None
         self.core = MonadCore(node.index, node.key, self.validators, node.chain_id, self.params,
                               checkpoint=checkpoint, blocks=blocks, payload_source=node.payload_source)
@@ -275,7 +277,7 @@ class ConsensusDriver:
                 record = action.record
                 if isinstance(record, Checkpoint):
                     record.check()
-                    signed = _signed_after(actions, position + 1)
+                    signed = self._new_statements(record, _signed_after(actions, position + 1))
                     blocks = [(b.block_id, b.tip.header.height, b.tip.header.block_round, encode(b))
                               for b in record.blocks]
                     started = time.perf_counter()
@@ -298,6 +300,23 @@ class ConsensusDriver:
             elif isinstance(action, Evidence):
                 self.evidence.append(action.proof)
                 log.warning("event=evidence node=%s proof=%r", node.config.name, action.proof)
+
+    def _new_statements(self, record: Checkpoint, following: list[SignedRow]) -> list[SignedRow]:
+        """What this checkpoint makes durable that the signer log lacks: every vote in `my_votes`
+        (VoteMsg or tip vote; a paced vote leaves in a later action list than its checkpoint), the
+        last timeout, and the proposals/NEs sent right after it."""
+        rows = [SignedRow("vote", r, block_id) for r, block_id in sorted(record.my_votes.items())]
+        if record.last_timeout is not None:
+            timeout = decode(record.last_timeout, expected=m.TimeoutMsg)
+            rows.append(SignedRow("timeout", timeout.info.round, encode(timeout.info)))
+        rows += following
+        fresh = []
+        for row in rows:
+            key = (row.kind, row.round, row.digest)
+            if key not in self._logged:
+                self._logged.add(key)
+                fresh.append(row)
+        return fresh
 
     def _send(self, to: int, message: Any) -> None:
         if to == self.node.index:

@@ -426,9 +426,13 @@ class Node:
         sup.add("ledger", self.ledger_actor)
         sup.add("mempool", self.mempool_actor)
         sup.add("consensus", network)
-        from hedgerow.node.actor_compute import install as install_compute_and_rounds
+        try:  # compute worker, rounds actor and their router (issues 6-8)
+            from hedgerow.node.actor_compute import install as install_compute_and_rounds
 
-        install_compute_and_rounds(self, sup)  # compute worker, rounds actor, their router (issues 6-8)
+            install_compute_and_rounds(self, sup)
+        except ImportError as error:  # an optional subsystem must not take consensus down with it
+            log.error("event=compute_disabled node=%s reason=%s", self.config.name, error)
+            print(f"event=compute_disabled reason={error}", flush=True)
         sup.add("rpc", rpc)
         sup.add("metrics", metrics)
         sup.add("announce", announce)

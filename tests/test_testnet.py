@@ -131,7 +131,14 @@ def test_kill9_during_load_then_catch_up_without_double_signing(testnet: Testnet
     _agree(testnet, VALIDATORS, top)
     signed, votes = gather_signer_evidence(testnet, VALIDATORS)
     assert any(row[0] == "vote" for row in signed["v1"]), "v1's persisted signer log survived the kill"
-    assert check_signer_safety(signed, votes, validator_indices(testnet)) == []
+    indices = validator_indices(testnet)
+    assert check_signer_safety(signed, votes, indices) == []
+    # Persist before send: every vote of v1 that any peer received is in v1's fsynced signer log,
+    # including those sent just before its SIGKILL.
+    durable = {(int(r), bytes(d)) for kind, r, d in signed["v1"] if kind == "vote"}
+    received = {(int(r), bytes(b)) for name in VALIDATORS if name != "v1"
+                for signer, r, b in votes[name] if signer == indices["v1"]}
+    assert received and received <= durable, sorted(received - durable)[:5]
     evidence = gather(testnet, VALIDATORS, VALIDATORS)
     # Agreement, ledger digests, proofs and signer safety; validity (every tx was submitted) is not
     # checked here: earlier tests' txs are not tracked (start_height covers the whole chain).
