@@ -64,32 +64,37 @@ class Problem:
 
 def _gru_gates(sys: System, S: Tensor, U: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     p, D = sys.params, sys.D
+    g = torch.addmm(p["b"], U, p["U_s"])             # [N, 3D]: U u + b
     gs = S @ p["W_s"]                                # [N, 3D]: W_z s | W_r s | W_n s
-    gu = torch.addmm(p["b"], U, p["U_s"])            # [N, 3D]: U u + b
-    zr = torch.sigmoid(gs[:, : 2 * D] + gu[:, : 2 * D])
+    zr = torch.sigmoid_(g[:, : 2 * D].add_(gs[:, : 2 * D]))
     z, r = zr[:, :D], zr[:, D:]
     h = gs[:, 2 * D :]
-    n = torch.tanh(gu[:, 2 * D :] + r * h)
+    n = torch.tanh_(torch.addcmul(g[:, 2 * D :], r, h))
     return z, r, n, h
 
 
 def _gru_f(sys: System, S: Tensor, U: Tensor) -> Tensor:
     z, _, n, _ = _gru_gates(sys, S, U)
-    return n + z * (S - n)
+    return torch.addcmul(n, z, S - n)
 
 
 def _gru_fj(sys: System, S: Tensor, U: Tensor, diag: bool) -> tuple[Tensor, Tensor]:
     z, r, n, h = _gru_gates(sys, S, U)
-    F = n + z * (S - n)
-    dz = z * (1 - z) * (S - n)          # coefficient of dz/ds rows
-    dn = (1 - z) * (1 - n * n)          # coefficient of dn/ds rows
-    dr = dn * h * r * (1 - r)
+    s_n = S - n
+    F = torch.addcmul(n, z, s_n)
+    one_z = 1 - z
+    dz = (z * one_z).mul_(s_n)                      # coefficient of the dz/ds rows
+    dn = (1 - n * n).mul_(one_z)                    # coefficient of the dn/ds rows
+    dr = (dn * h).mul_(r).mul_(1 - r)
+    dnr = dn.mul_(r)
     p = sys.params
     if diag:
         d = p["diag_W"]                  # [3, D]: diag(W_z), diag(W_r), diag(W_n)
-        return F, dz * d[0] + dr * d[1] + dn * r * d[2] + z
+        out = torch.addcmul(z, dz, d[0])
+        out.addcmul_(dr, d[1]).addcmul_(dnr, d[2])
+        return F, out
     # A[c,i,:] = dz[c,i] W_z[i,:] + dr[c,i] W_r[i,:] + (dn r)[c,i] W_n[i,:]: one batched matmul over i
-    coef = torch.stack([dz, dr, dn * r], dim=-1).transpose(0, 1)      # [D, N, 3]
+    coef = torch.stack([dz, dr, dnr], dim=-1).transpose(0, 1)         # [D, N, 3]
     A = torch.bmm(coef, p["W_by_row"]).transpose(0, 1).contiguous()  # [N, D, D]
     A.diagonal(dim1=-2, dim2=-1).add_(z)
     return F, A
