@@ -449,6 +449,7 @@ async def run_gc(link: PeerLink, job: Any, cfg: Any, w0: Any, *,
 
 def train_cli(args: Any) -> int:
     """`hedgerow job train --dir|--home`: the coordinator here, the GcWorkers on the nodes."""
+    import os
     from dataclasses import replace
 
     from hedgerow.compute.gradcoding.driver import build_problem, logreg_optimum, straggler_count
@@ -463,7 +464,9 @@ def train_cli(args: Any) -> int:
     setup = replace(setup, deadline_s=args.deadline)
     cluster = cluster_of(args).first(setup.n)
     problem = build_problem(setup)
-    job = setup.job_spec()
+    # A fresh job id per run: workers keep a job's EF memory across a coordinator restart, so a rerun
+    # must not look like one (the id feeds no computation; the rngs use job_seed).
+    job = replace(setup.job_spec(), job_id=os.urandom(16))
     cfg = setup.gc_config(SimConfig())
     losses: list[float] = []
     bits: list[int] = []

@@ -3,7 +3,9 @@ connects to the nodes' compute workers as an observer peer (`hedgerow.node.job_c
 
 - gradient-coded training with one worker SIGKILLed mid-job finishes, and its final weights equal
   the simulator's (`GcSim`) for the same straggler pattern (the realized responders per round);
-- `hedgerow job train --dir` prints the JSON summary;
+- a worker paused (SIGSTOP) for a few rounds is a straggler, its late replies are ignored, and the
+  weights still equal the simulator's for the realized pattern;
+- `hedgerow job train --dir` and `hedgerow job newton --dir` print their JSON summaries;
 - a Newton job served by a node equals the local solve (and the sequential loop), re-checked;
 - a Newton worker killed while it holds the job: the job is reassigned and still accepted.
 
@@ -15,6 +17,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -77,7 +80,7 @@ def _setup(rounds: int) -> TrainSetup:
 def test_gc_job_with_a_killed_worker_equals_the_simulator(testnet: Testnet) -> None:
     setup = _setup(rounds=40)
     problem = build_problem(setup)
-    job, cfg = setup.job_spec(), setup.gc_config(SimConfig())
+    job, cfg = replace(setup.job_spec(), job_id=os.urandom(16)), setup.gc_config(SimConfig())
     cluster = cluster_from_testnet(testnet.dir)
     victim, kill_after = 2, 12
 
@@ -124,6 +127,41 @@ def test_train_cli_over_the_testnet(testnet: Testnet, capsys: pytest.CaptureFixt
     assert summary["bits_uplink"] > 0 and summary["final_gap"] < 0.05
 
 
+def test_paused_worker_is_a_straggler_and_its_late_replies_are_ignored(testnet: Testnet) -> None:
+    setup = _setup(rounds=24)
+    problem = build_problem(setup)
+    job, cfg = replace(setup.job_spec(), job_id=os.urandom(16)), setup.gc_config(SimConfig())
+    cluster = cluster_from_testnet(testnet.dir)
+    sleeper = cluster.workers[1].name
+
+    async def go() -> GcRun:
+        with trio.fail_after(50):
+            link = PeerLink(cluster)
+            async with trio.open_nursery() as nursery:
+                await link.start(nursery, connect_timeout_s=30, at_least=4)
+
+                async def on_round(record: Any, w: Any) -> None:
+                    if record.round == 4:
+                        await trio.to_thread.run_sync(testnet.pause, sleeper)  # SIGSTOP
+                    elif record.round == 10:
+                        await trio.to_thread.run_sync(testnet.resume, sleeper)  # SIGCONT
+
+                run = await run_gc(link, job, cfg, problem.initial_weights(), on_round=on_round)
+                link.close()
+                nursery.cancel_scope.cancel()
+            return run
+
+    run = trio.run(go)
+    assert isinstance(run.result, GcJobResult) and len(run.history) == setup.rounds
+    pattern = [record.responders for record in run.history]
+    assert all(1 not in responders and len(responders) == 3 for responders in pattern[6:10])
+    assert any(1 in responders for responders in pattern[12:])  # back once resumed
+    assert run.counters["late"] >= 1  # the requests it queued while stopped, answered too late
+    sim = SimConfig(straggler="bernoulli", p=0.5, tau_s=0.01)
+    replay = PatternSim(job, cfg, problem.initial_weights(), sim, problem=problem, pattern=pattern).run()
+    assert np.array_equal(replay.w, run.w)
+
+
 def _newton_job(T: int) -> tuple[Any, Any, NewtonConfig]:
     problem = make("gru", T=T, B=2, D=4, seed=3, dtype=torch.float64)
     config = NewtonConfig(method="quasi_deer")
@@ -160,8 +198,19 @@ def test_newton_job_on_a_node_equals_the_local_solve(testnet: Testnet) -> None:
     assert run.attempts == [(0, "assigned")] or run.attempts == [(1, "assigned")]
 
 
+def test_newton_cli_over_the_testnet(testnet: Testnet, capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["job", "newton", "--system", "gru", "--T", "2000", "--D", "4", "--method", "quasi_deer",
+                 "--dtype", "float64", "--dir", str(testnet.dir), "--check", "--json"])
+    report = json.loads(capsys.readouterr().out)
+    assert code == 0, report
+    assert report["status"] == "converged" and report["verified"] is True and report["mode"] == "network"
+    assert report["max_err_vs_seq"] <= 1e-8 and report["max_residual_rechecked"] <= 1e-8
+    for key in ("iterations", "max_residual", "wall_s", "seq_wall_s", "worker", "attempts"):
+        assert key in report
+
+
 def test_killed_newton_worker_is_reassigned(testnet: Testnet) -> None:
-    _, job, _ = _newton_job(T=40_000)
+    _, job, _ = _newton_job(T=10_000)
     cluster = cluster_from_testnet(testnet.dir).first(2)
     killed: list[int] = []
 
