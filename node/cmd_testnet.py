@@ -16,7 +16,8 @@ from typing import Any
 from hedgerow.node.errors import ConfigError, UsageError, VerdictFailure
 from hedgerow.node.output import console, print_json, table
 
-EXTRA_SUBCOMMANDS: tuple[str, ...] = ("hedgerow.node.cmd_dashboard", "hedgerow.testnet.scenario_cli")
+EXTRA_SUBCOMMANDS: tuple[str, ...] = ("hedgerow.node.cmd_dashboard", "hedgerow.testnet.scenario_cli",
+                                      "hedgerow.node.job_client")
 
 
 def register(verbs: Any) -> None:

@@ -657,3 +657,20 @@ def rounds_cli(args: Any) -> int:
     if not decisions:
         raise VerdictFailure(f"no node decided within {args.timeout:g} s")
     return 0
+
+
+def register(testnet_commands: Any) -> None:
+    """`hedgerow testnet rounds --dir DIR ...`: a Heard-Of instance on every node of a testnet."""
+    from hedgerow.node.cmd_rounds import RUN_ALGORITHMS
+
+    parser = testnet_commands.add_parser("rounds", help="run one Heard-Of instance on every validator")
+    parser.add_argument("--dir", type=Path, required=True)
+    parser.add_argument("--algorithm", required=True, choices=RUN_ALGORITHMS)
+    parser.add_argument("--inputs", required=True, help="comma-separated integers, one per validator")
+    parser.add_argument("--predicate", default="default", help="checked on the realized trace (default hof)")
+    parser.add_argument("--mode", choices=("ho_f", "timeout"), default="ho_f")
+    parser.add_argument("--f", type=int, default=1)
+    parser.add_argument("--instance", type=int, default=None)
+    parser.add_argument("--timeout", type=float, default=30.0)
+    parser.add_argument("--json", action="store_true")
+    parser.set_defaults(handler=rounds_cli, home=None)
