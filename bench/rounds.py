@@ -10,7 +10,12 @@
 (2) The lock-step executor's rounds/s for the same n (no network, the oracle picks HO sets), as a
     ratio against (1): what the packet-level machinery costs.
 (3) The exhaustive checker's reference cases: configurations explored and wall time.
-Real loopback testnet numbers need the node's `rounds` actor (not built yet).
+(4) Real loopback testnets (n = 4; with the full run also 7 and 10 validator processes): every
+    algorithm in `ho_f` mode through the nodes' `rounds` actors, started over RPC one instance at
+    a time: process-rounds and decisions per wall second end to end (RPC start on every node to
+    the last decision seen by polling), p50/p99 decision latency per node (from its own start of
+    the instance, so real seconds), mean realized |HO|, late and future-dropped counts.
+    `--no-testnet` skips it.
 """
 
 from __future__ import annotations
@@ -114,11 +119,66 @@ def checker_rows() -> list[dict[str, Any]]:
     return rows
 
 
+def testnet_rows(sizes: tuple[int, ...], instances: int) -> list[dict[str, Any]]:
+    """Section (4): one loopback testnet per size, every algorithm `instances` times."""
+    import tempfile
+    from pathlib import Path
+
+    from hedgerow.node.job_client import cluster_from_testnet, run_rounds
+    from hedgerow.testnet.launcher import up
+    from hedgerow.testnet.manifest import default_manifest
+
+    rows = []
+    for n in sizes:
+        f = (n - 1) // 2
+        with tempfile.TemporaryDirectory(prefix="bench-rounds-") as tmp:
+            testnet = up(Path(tmp) / "net", default_manifest(n), deadline_s=120).testnet
+            try:
+                cluster = cluster_from_testnet(testnet.dir)
+                for number, algorithm in enumerate(ALGORITHMS):
+                    rounds = decisions = late = future_dropped = violations = 0
+                    latencies: list[float] = []
+                    ho: list[int] = []
+                    started = time.perf_counter()
+                    for k in range(instances):
+                        inputs = [(k * 7 + p * 3) % (1001 if algorithm == "approx" else 3) for p in range(n)]
+                        grace = 0.005 if algorithm in ("otr", "lv", "uv") else 0.0
+                        params = {"instance": 1_000_000 * n + 1000 * number + k, "algorithm": algorithm,
+                                  "inputs": inputs, "f": f, "mode": "ho_f", "amp_grace_s": grace,
+                                  "catchup_k": n, "linger_rounds": 2}
+                        statuses = run_rounds(cluster, params, timeout_s=30.0)
+                        decided = [s for s in statuses if s.get("decided")]
+                        values = {repr(s["decision"]) for s in decided}
+                        k_set = f + 1 if algorithm == "floodmin" else 1
+                        violations += int(algorithm != "approx" and len(values) > k_set)
+                        decisions += len(decided)
+                        for status in statuses:
+                            trace = status.get("trace") or []
+                            rounds += len(trace)
+                            ho += [len(h) for h in trace]
+                            late += status.get("counters", {}).get("late", 0)
+                            future_dropped += status.get("counters", {}).get("future_dropped", 0)
+                        latencies += [s["latency_ms"] for s in decided if s.get("latency_ms") is not None]
+                    wall_s = time.perf_counter() - started
+                    rows.append({
+                        "algorithm": algorithm, "n": n, "f": f, "mode": "ho_f", "runs": instances,
+                        "rounds_per_s": rounds / wall_s, "decisions_per_s": decisions / wall_s,
+                        "latency_p50_ms": _percentile(latencies, 0.5),
+                        "latency_p99_ms": _percentile(latencies, 0.99),
+                        "mean_ho": statistics.fmean(ho) if ho else float("nan"), "late": late,
+                        "future_dropped": future_dropped, "violations": violations, "wall_s": wall_s,
+                    })
+            finally:
+                testnet.kill_all()
+    return rows
+
+
 def main(argv: list[str] | None = None) -> int:
     formatter = argparse.RawDescriptionHelpFormatter
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=formatter)
     parser.add_argument("--quick", action="store_true", help="fewer seeds (well under a minute)")
     parser.add_argument("--json", default=None, help="write the results as JSON to FILE")
+    parser.add_argument("--no-testnet", action="store_true", help="skip the real loopback testnet rows")
     args = parser.parse_args(argv)
     seeds = range(5) if args.quick else range(30)
     sim_rows = []
@@ -136,6 +196,8 @@ def main(argv: list[str] | None = None) -> int:
         lock_rows.append({"n": n, "lockstep_rounds_per_s": rate, "packet_ho_f_otr_rounds_per_s": packet[0],
                           "ratio_lockstep_over_packet": rate / packet[0]})
     check_rows = checker_rows()
+    real_rows = [] if args.no_testnet else testnet_rows((4,) if args.quick else SIZES,
+                                                        3 if args.quick else 10)
     console.print(table("round machines on the packet simulator (wall rates; latency in virtual time)",
                         ["n", "f", "mode", "algorithm", "rounds/s", "decisions/s", "p50 ms", "p99 ms",
                          "mean |HO|", "uniform", "late", "future dropped", "violations"],
@@ -152,11 +214,21 @@ def main(argv: list[str] | None = None) -> int:
                         ["case", "configurations", "spec reference", "violations", "wall s"],
                         [(r["case"], r["configurations"], r["spec_reference"], r["violations"],
                           f"{r['wall_s']:.3f}") for r in check_rows]))
-    result = {"simulator": sim_rows, "lockstep": lock_rows, "checker": check_rows, "quick": args.quick}
+    if real_rows:
+        console.print(table("round machines on a real loopback testnet (nodes' rounds actors, ho_f; "
+                            "latency per node in real time)",
+                            ["n", "f", "algorithm", "runs", "rounds/s", "decisions/s", "p50 ms", "p99 ms",
+                             "mean |HO|", "late", "future dropped", "violations"],
+                            [(r["n"], r["f"], r["algorithm"], r["runs"], f"{r['rounds_per_s']:.0f}",
+                              f"{r['decisions_per_s']:.1f}", f"{r['latency_p50_ms']:.1f}",
+                              f"{r['latency_p99_ms']:.1f}", f"{r['mean_ho']:.2f}", r["late"],
+                              r["future_dropped"], r["violations"]) for r in real_rows]))
+    result = {"simulator": sim_rows, "lockstep": lock_rows, "checker": check_rows, "testnet": real_rows,
+              "quick": args.quick}
     if args.json:
         with open(args.json, "w") as handle:
             json.dump(result, handle, indent=2, sort_keys=True)
-    bad = sum(r["violations"] for r in sim_rows)
+    bad = sum(r["violations"] for r in sim_rows + real_rows)
     mismatched = [r for r in check_rows
                   if r["spec_reference"] is not None and r["configurations"] != r["spec_reference"]]
     return 1 if bad or mismatched else 0
