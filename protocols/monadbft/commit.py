@@ -23,10 +23,24 @@ class CommitMixin(CoreState):
         for bad in invalid:
             self._reject("invalid_block")
             self.qcs_by_block.pop(bad.block_id, None)
-        if not linked and not invalid and not self.tree.has(parent_id):
-            self.start_sync(parent_id, block.tip.header.parent_qc.signers)
+        if not linked and not invalid:
+            self.sync_ancestors(block_id)
         if linked:
             self._after_linked(linked)
+
+    def sync_ancestors(self, block_id: bytes) -> None:
+        """Request the first missing ancestor of a held block whose path to root is incomplete."""
+        cursor = block_id
+        hint: tuple[int, ...] = ()
+        for _ in range(len(self.tree.uncommitted) + 1):
+            block = self.tree.get(cursor)
+            if block is None:
+                self.start_sync(cursor, hint)
+                return
+            if self.tree.is_linked(cursor):
+                return
+            hint = block.tip.header.parent_qc.signers
+            cursor = block.tip.header.parent_qc.block_id
 
     def _after_linked(self, linked: list[Block]) -> None:
         for block in linked:
@@ -45,7 +59,8 @@ class CommitMixin(CoreState):
             self.start_sync(qc.block_id, qc.signers)
             return
         if not tree.is_linked(qc.block_id):
-            return  # its missing ancestor is being synced; re-run when it links
+            self.sync_ancestors(qc.block_id)
+            return  # re-run when it links
         deliveries: list[Delivery] = []
         header = block.tip.header
         parent_id = header.parent_qc.block_id

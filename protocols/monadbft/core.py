@@ -167,6 +167,8 @@ class MonadCore(PacemakerMixin, VotingMixin, ProposerMixin, CommitMixin, SyncMix
         for qc in (qc_of(self.high_cert), self.high_qc):
             if not self.tree.has(qc.block_id):
                 self.start_sync(qc.block_id, qc.signers)
+            else:
+                self.sync_ancestors(qc.block_id)
         self.try_propose()
 
     # ------------------------------------------------------------------ read-only views

@@ -476,6 +476,17 @@ def payload_hash_of(txs: tuple[bytes, ...]) -> bytes:
     return hash_of(H_PAYLOAD, "", list(txs))
 
 
+_TC_HASHES: dict[TC, bytes] = {}
+
+
 def tc_hash_of(tc: TC | None) -> bytes:
-    """HASH("tc", tc) over the TC's own encoding, or b"" for no TC."""
-    return b"" if tc is None else hash_of(H_TC, "", to_wire(tc))
+    """HASH("tc", tc) over the TC's own encoding, or b"" for no TC (memoised)."""
+    if tc is None:
+        return b""
+    cached = _TC_HASHES.get(tc)
+    if cached is None:
+        cached = hash_of(H_TC, "", to_wire(tc))
+        if len(_TC_HASHES) >= 10_000:
+            _TC_HASHES.clear()
+        _TC_HASHES[tc] = cached
+    return cached

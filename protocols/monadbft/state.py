@@ -268,6 +268,9 @@ class CoreState:
     def add_block(self, block: Block) -> None:
         raise NotImplementedError
 
+    def sync_ancestors(self, block_id: bytes) -> None:
+        raise NotImplementedError
+
     def on_vote_signature(self, signer: int, block_id: bytes, round_: int, sig: bytes) -> None:
         raise NotImplementedError
 

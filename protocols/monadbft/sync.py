@@ -94,6 +94,8 @@ class SyncMixin(CoreState):
             self.add_block(block)
         if self.tree.has(m.block_id):
             self.sync_requests.pop(m.block_id, None)
+        newest = max((block.tip.header.parent_qc for block in m.blocks), key=lambda q: q.round)
+        self.observe_qc(newest)  # one observation per batch: a lagging node jumps once
 
     # ------------------------------------------------------------------ R11 messages
     def on_evidence(self, sender: int, m: EvidenceMsg) -> None:

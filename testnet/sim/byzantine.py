@@ -119,11 +119,17 @@ class EagerTimeoutSilentLeader(SilentLeader):
 
     name = "silent-eager-leader"
 
+    def __init__(self, inner: MonadCore) -> None:
+        super().__init__(inner)
+        self.hurried: set[int] = set()
+
     def outgoing(self, actions: list[Any], now: int) -> list[Any]:
         out = []
         for action in super().outgoing(actions, now):
             if isinstance(action, SetTimer) and isinstance(action.timer, tuple) and action.timer[0] == "round" \
-                    and self.inner.leader(action.timer[1]) == self.inner.index:
+                    and self.inner.leader(action.timer[1]) == self.inner.index \
+                    and action.timer[1] not in self.hurried:
+                self.hurried.add(action.timer[1])
                 action = SetTimer(action.timer, now)
             out.append(action)
         return out

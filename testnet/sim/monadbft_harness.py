@@ -48,8 +48,10 @@ def key_of(validator: int) -> SigningKey:
     return key
 
 
-def shared_verifier() -> Verifier:
-    return Verifier(VERIFY_MEMO, memo_max=1 << 19)
+def shared_verifier(cert_memo: dict[object, None] | None = None) -> Verifier:
+    """Signature results shared by every core of the process; certificate results shared by the
+    cores of one simulation (same validators, chain id and leader schedule)."""
+    return Verifier(VERIFY_MEMO, memo_max=1 << 19, cert_memo=cert_memo)
 
 
 class MonadStore:
@@ -126,6 +128,7 @@ class MonadSim:
         stakes = setup.stakes or tuple(1 for _ in range(n))
         self.validators = ValidatorSet(tuple(key_of(v).public for v in range(n)), stakes)
         self.leader = setup.leader or make_leader(self.validators, CHAIN_ID, setup.params.leader_election)
+        self.verifier = shared_verifier({})
         nodes: list[Node] = []
         for v in range(n):
             for copy in range(1 + setup.twins.get(v, 0)):
@@ -138,7 +141,7 @@ class MonadSim:
                 nodes.append(node)
         self.nodes = nodes
         self.sim = Simulator(seed, nodes, setup.network, describe=describe, keep_trace=keep_trace)
-        self.certs = CertChecker(self.validators, CHAIN_ID, self.leader, shared_verifier())
+        self.certs = CertChecker(self.validators, CHAIN_ID, self.leader, self.verifier)
         self.checker = InvariantChecker(
             stakes={v: s for v, s in enumerate(stakes)}, quorum=self.validators.quorum, leader=self.leader,
             qc_verifier=self._qc_ok, exempt_signers=set(setup.twins) | setup.unchecked_signers,
@@ -161,6 +164,7 @@ class MonadSim:
         self._pre_high_qc: dict[int, int] = {}
         self._last_vote_rank: dict[int, tuple[int, int, int]] = {}
         self._rounds: dict[int, int] = {}
+        self._timeouts_seen: dict[tuple[int, int], TimeoutMsg] = {}
         self._tx_counter = 0
         self.persist_violations: list[Violation] = []
         self.violation_steps: list[int] = []
@@ -168,6 +172,7 @@ class MonadSim:
         self.entered_via: dict[tuple[int, int], str] = {}  # (iid, round) -> what made it enter
         self.qcs_seen: dict[int, set[bytes]] = {}  # round -> block ids with a QC on the wire
         self.qc_signer_sets: set[tuple[int, ...]] = set()
+        self.revert_anchor_authors: set[int] = set()
         sim = self.sim
         sim.action_observers.append(self._observe_action)
         sim.pre_observers.append(self._before_call)
@@ -178,7 +183,7 @@ class MonadSim:
                   blocks: list[Block] | None = None) -> MonadCore:
         params = self.setup.params_by_iid.get(node.iid, self.setup.params)
         return MonadCore(node.validator, key_of(node.validator), self.validators, CHAIN_ID, params,
-                         leader=self.leader, verifier=shared_verifier(), checkpoint=checkpoint,
+                         leader=self.leader, verifier=self.verifier, checkpoint=checkpoint,
                          blocks=blocks or ())
 
     def _wrap(self, node: Node, core: MonadCore) -> Any:
@@ -262,7 +267,7 @@ class MonadSim:
                 strict = (self.strict_liveness_from_ms is not None and entered >= self.strict_liveness_from_ms
                           and leader not in self.faulty_leaders
                           and all(n.alive for n in self.nodes if n.validator == leader))
-                self.checker.round_timer_fired(node.iid, round_, self.sim.now, strict)
+                self.checker.round_timer_fired(node.name, round_, self.sim.now, strict)
 
     def _after_step(self, node: Node | None) -> None:
         while len(self.violation_steps) < len(self.checker.violations):
@@ -279,7 +284,7 @@ class MonadSim:
             self.entered_via[(node.iid, round_)] = type(cause).__name__ if not isinstance(cause, tuple) \
                 else f"timer:{cause[0]}"
             if node.checked:
-                self.checker.round_entered(node.iid, round_, self.sim.now)
+                self.checker.round_entered(node.name, round_, self.sim.now)
             if isinstance(core.high_cert, TC) and core.high_cert.round == round_ - 1 and node.honest:
                 self.tc_rounds.add(round_ - 1)
             for hook in self.round_hooks:
@@ -298,7 +303,7 @@ class MonadSim:
             key = (proof.kind, proof.offender, proof.round)
             self.evidence_keys.add(key)
             self.evidence_at[node.iid].add(key)
-            self.checker.evidence(node.iid, proof.kind, proof.offender, proof.round)
+            self.checker.evidence(node.name, proof.kind, proof.offender, proof.round)
 
     def _note_qc(self, qc: QC) -> None:
         self.qcs_seen.setdefault(qc.round, set()).add(qc.block_id)
@@ -357,11 +362,14 @@ class MonadSim:
         if not node.honest:
             return
         self._check_persisted(node, "timeout", info.round)
+        if self._timeouts_seen.get((node.validator, info.round)) == message:
+            return  # a re-broadcast of the same bytes (timer re-arm, restart)
+        self._timeouts_seen[(node.validator, info.round)] = message
         self.checker.signed(v, "timeout", info.round, (info.high_qc_round, info.high_tip_round),
                             time_ms=self.sim.now)
         floor = max(rank_qc(QC(b"", self._pre_high_qc.get(node.iid, 0), (), ())),
                     self._last_vote_rank.get(node.iid, (0, 0, 0)))
-        self.checker.timeout_sent(node.iid, info.round, rank_info(info.high_qc_round, info.high_tip_round),
+        self.checker.timeout_sent(node.name, info.round, rank_info(info.high_qc_round, info.high_tip_round),
                                   floor, time_ms=self.sim.now)
 
     def _check_persisted(self, node: Node, kind: str, round_: int, block_id: bytes | None = None) -> None:
@@ -381,7 +389,7 @@ class MonadSim:
                 ok = checkpoint.highest_recovery_request >= round_
         if not ok:
             violation = Violation("persist_before_send", f"{kind} of round {round_} left before its Checkpoint",
-                                  node.iid, self.sim.now)
+                                  node.name, self.sim.now)
             self.persist_violations.append(violation)
             self.checker.violations.append(violation)
 
@@ -394,18 +402,19 @@ class MonadSim:
         now = self.sim.now
         if isinstance(value, Finalized):
             self._count("finalized_events")
-            self.checker.finalized(node.iid, header.height, block.block_id, header.parent_qc.block_id,
+            self.checker.finalized(node.name, header.height, block.block_id, header.parent_qc.block_id,
                                    header.block_round, header.author, [tx_hash(tx) for tx in block.txs],
                                    [qc_dict(qc) for qc in value.proof], time_ms=now)
         elif isinstance(value, Voted):
             self.voted_ids.add(block.block_id)
             anchor = self._anchor(node, value.anchor)
             qc_round = value.proof[0].round if value.proof else anchor[0]
-            self.checker.voted(node.iid, block.block_id, value.anchor, anchor[0], anchor[1], qc_round, now)
+            self.checker.voted(node.name, block.block_id, value.anchor, anchor[0], anchor[1], qc_round, now)
         elif isinstance(value, SpecRevert):
             self._count("spec_reverts")
             anchor = self._anchor(node, value.anchor)
-            self.checker.spec_revert(node.iid, block.block_id, value.anchor, anchor[0], anchor[1], now)
+            self.revert_anchor_authors.add(anchor[1])
+            self.checker.spec_revert(node.name, block.block_id, value.anchor, anchor[0], anchor[1], now)
 
     def _anchor(self, node: Node, anchor_id: bytes) -> tuple[int, int]:
         block = self.core(node).tree.get(anchor_id) or node.store.blocks.get(anchor_id)

@@ -116,7 +116,9 @@ def s13_stale_report(seed: int, nodes: int | None = None, steps: int | None = No
     cut = lambda: c_core.high_qc.round >= 2 and not state["c_timer4"]  # noqa: E731
     rule(mon, src=[C], dst=[A, B], active=cut)
     rule(mon, src=[A, B], dst=[C], active=cut)
-    rule(mon, src=[D], dst=[C], active=lambda: liar.advanced and not state["c_timer4"])
+    rule(mon, src=[D], dst=[C], when=lambda a, b, m: not (isinstance(m, AdvanceRound) and isinstance(m.cert, TC)
+                                                            and m.cert.round == 3),
+         active=lambda: liar.advanced and not state["c_timer4"])
     c_timeouts: list[TimeoutMsg] = []
     entry4: dict[str, Any] = {}
 
@@ -133,9 +135,9 @@ def s13_stale_report(seed: int, nodes: int | None = None, steps: int | None = No
     mon.round_hooks.append(hook)
     final7 = snapshot_on_entry(mon, 7, lambda node: finalized_at(mon, node.iid))
     mon.start()
-    how = mon.run_to_round(10, max_steps=steps or STEPS_DEFAULT)
+    how = mon.run_to_round(16, max_steps=steps or STEPS_DEFAULT)
     expect = Expect()
-    reached(expect, mon, how, 10)
+    reached(expect, mon, how, 16)
     t_id = next((bid for r, bid in _proposals(mon, C) if r == 2), b"")
     voted_c = [d.block.block_id for d in mon.deliveries[C] if getattr(d, "kind", "") == "VOTED"]
     expect.true(t_id in voted_c, "C: VOTED(T)")

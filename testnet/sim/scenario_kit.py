@@ -128,7 +128,7 @@ def reached(expect: Expect, mon: MonadSim, how: str, round_: int) -> None:
 
 
 def finalized_at(mon: MonadSim, iid: int) -> list[bytes]:
-    return mon.checker.finalized_ids(iid)
+    return mon.checker.finalized_ids(mon.nodes[iid].name)
 
 
 def snapshot_on_entry(mon: MonadSim, round_: int, probe: Callable[[Node], Any]) -> dict[int, Any]:
