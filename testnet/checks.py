@@ -80,8 +80,9 @@ def check_signer_safety(signed: dict[str, list[list[Any]]], votes_seen: dict[str
 
 
 def gather_signer_evidence(testnet: Testnet, names: list[str]) -> tuple[dict[str, Any], dict[str, Any]]:
-    signed = {name: testnet.call(name, "signed_log", timeout_s=10.0) for name in names}
+    # Votes first: a vote seen by a peer must then be in the signer log read afterwards.
     votes = {name: testnet.call(name, "votes_seen", timeout_s=10.0) for name in names}
+    signed = {name: testnet.call(name, "signed_log", timeout_s=10.0) for name in names}
     return signed, votes
 
 

@@ -16,17 +16,22 @@ import subprocess
 import sys
 import urllib.request
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 import trio
 
 from hedgerow.net.transport import Transport
+from hedgerow.node.config import load_node_config
 from hedgerow.node.errors import ConfigError
+from hedgerow.node.follower import Follower, SyncRejected
 from hedgerow.node.join import join_home
+from hedgerow.node.node import Node
 from hedgerow.node.rpc_client import RpcClient
 from hedgerow.protocols.crypto import SigningKey, node_id_of
-from hedgerow.protocols.monadbft.messages import Vote, VoteMsg
+from hedgerow.protocols.monadbft.messages import Block, Vote, VoteMsg
+from hedgerow.protocols.wire import decode, encode
 from hedgerow.testnet.checks import (
     check_agreement,
     check_signer_safety,
@@ -200,6 +205,28 @@ def test_connect_your_own_node_with_init_join(testnet: Testnet, tmp_path: Path) 
             assert client.call("status")["role"] == "observer"
         theirs = testnet.call("v0", "finalized", start=target, count=1)[0]
         assert (mine["block_id"], mine["state_hash"]) == (theirs["block_id"], theirs["state_hash"])
+        _follower_rejects_tampered_blocks(testnet, Path(summary["home"]))
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         assert proc.wait(timeout=20) == 0, "graceful stop on SIGTERM"
+
+
+def _follower_rejects_tampered_blocks(testnet: Testnet, home: Path) -> None:
+    """The observer's checks on synced blocks: a genuine run verifies; a changed tx, a forged
+    leader signature or a gap in the chain is refused."""
+    follower = Follower(Node(load_node_config(home)))
+    items = testnet.call("v0", "blocks", start=1, count=40)
+    assert len(follower.verify_run(1, items)) >= 30
+    with_txs = next(i for i, item in enumerate(items) if decode(item["block"], expected=Block).txs)
+    block = decode(items[with_txs]["block"], expected=Block)
+    forged_txs = Block(block.tip, (block.txs[0][:-1] + bytes([block.txs[0][-1] ^ 1]),) + block.txs[1:])
+    forged_sig = Block(replace(block.tip, leader_sig=bytes(64)), block.txs)
+    for forged, reason in ((forged_txs, "payload hash"), (forged_sig, "invalid_sig")):
+        tampered = [dict(item) for item in items]
+        tampered[with_txs]["block"] = encode(forged)
+        follower.last_block_id = None
+        with pytest.raises(SyncRejected, match=reason):
+            follower.verify_run(1, tampered)
+    follower.last_block_id = None
+    with pytest.raises(SyncRejected, match="height 3, want 2"):
+        follower.verify_run(1, items[:1] + items[2:])
