@@ -126,8 +126,9 @@ class LedgerState:
     row_order: dict[bytes, list[ClassKey]] = field(default_factory=dict)
     holder_bytes: dict[bytes, tuple[int, bytes]] = field(default_factory=dict)
     supply_dirty: set[ClassKey] = field(default_factory=set)
-    supply_rows: dict[ClassKey, bytes] = field(default_factory=dict)
-    supply_order: list[ClassKey] = field(default_factory=list)
+    supply_rows: dict[bytes, dict[int, bytes]] = field(default_factory=dict)  # issuer -> maturity -> row
+    supply_order: dict[bytes, list[int]] = field(default_factory=dict)
+    supply_bytes: dict[bytes, tuple[int, bytes]] = field(default_factory=dict)  # issuer -> fragment
     nonce_bytes: dict[bytes, tuple[int, bytes]] = field(default_factory=dict)
     terminal_bytes: dict[int, bytes] = field(default_factory=dict)
 
@@ -184,7 +185,7 @@ class LedgerState:
     def reset_caches(self) -> None:
         """Forget every encoding cache and mark everything dirty (after a restore)."""
         self.row_bytes, self.row_order, self.holder_bytes, self.supply_rows = {}, {}, {}, {}
-        self.supply_order, self.nonce_bytes, self.terminal_bytes = [], {}, {}
+        self.supply_order, self.supply_bytes, self.nonce_bytes, self.terminal_bytes = {}, {}, {}, {}
         self.dirty_rows = {(holder, key) for holder, held in self.holdings.items() for key in held}
         self.supply_dirty = set(self.minted)
 
@@ -332,15 +333,25 @@ def _balances_bytes(state: LedgerState) -> list[bytes]:
 
 
 def _supply_bytes(state: LedgerState) -> list[bytes]:
-    for key in state.supply_dirty:
-        if key not in state.supply_rows:
-            bisect.insort(state.supply_order, key)
-        row = [key[0], key[1], state.minted[key], state.burned.get(key, 0)]
-        state.supply_rows[key] = packb(row)
+    """Supply rows grouped by issuer, like balances by holder: only issuers that minted or burned
+    since the last call are joined again."""
+    changed: set[bytes] = set()
+    for issuer, maturity in state.supply_dirty:
+        rows = state.supply_rows.setdefault(issuer, {})
+        if maturity not in rows:
+            bisect.insort(state.supply_order.setdefault(issuer, []), maturity)
+        key = (issuer, maturity)
+        rows[maturity] = packb([issuer, maturity, state.minted[key], state.burned.get(key, 0)])
+        changed.add(issuer)
     state.supply_dirty.clear()
-    if len(state.supply_order) != len(state.minted):
+    for issuer in changed:
+        rows = state.supply_rows[issuer]
+        state.supply_bytes[issuer] = (len(rows), b"".join(map(rows.__getitem__, state.supply_order[issuer])))
+    fragments = [state.supply_bytes[issuer] for issuer in sorted(state.supply_bytes)]
+    total = sum(count for count, _ in fragments)
+    if total != len(state.minted):
         raise ValueError("supply cache out of step with minted")  # a mutation bypassed add_supply
-    return [array_header(len(state.supply_order)), *map(state.supply_rows.__getitem__, state.supply_order)]
+    return [array_header(total), *(chunk for _, chunk in fragments)]
 
 
 def array_header(length: int) -> bytes:
