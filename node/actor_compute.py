@@ -11,12 +11,15 @@ The compute worker serves any authenticated peer (validators and observers alike
 coordinator is usually the CLI connected as an observer, `node/job_client.py`):
 - `compute-newton`: one `NewtonJob` at a time through the pure worker function
   `hedgerow.compute.newton.serve`, in a worker thread (`trio.to_thread`), on CUDA when
-  `torch.cuda.is_available()`; the `NewtonReply`/`NewtonReject` goes back to the sender.
+  `torch.cuda.is_available()`; the `NewtonReply`/`NewtonReject` goes back to the sender. torch is
+  imported only after an RPC `compute_prepare` (seconds per process, so nodes start light); before
+  that a NewtonJob frame does not decode and the transport closes that connection.
 - `compute-gc`: the `GcWorker` sans-IO core, one per job id (the last `GC_JOBS_MAX` kept), as
   worker index = this validator's genesis index; its gradients run in a worker thread and its
   `Send`s go back to the coordinator peer. EF memory is soft state: `memory_epoch` is a counter in
   `data/compute_epoch`, one higher at every start of the process.
-Bad input never crashes the node: it is counted (`compute_status` RPC) and dropped.
+Bad input never crashes the node: it is counted (RPC `compute_status`) and dropped. Both actors,
+the router and the RPC methods exist on validators only (observers have no transport).
 """
 
 from __future__ import annotations
@@ -44,6 +47,7 @@ COMPUTE_TAGS = range(90, 120)
 ROUNDS_TAGS = range(50, 70)
 NEWTON_TAGS = range(90, 100)
 GC_JOBS_MAX = 8
+ROUTER_BATCH = 512
 EPOCH_FILE = "compute_epoch"
 
 
@@ -188,18 +192,27 @@ def install(node: Node, supervisor: Supervisor) -> None:
     transport.inbox = forward_receive  # consensus reads what the router forwards
 
     async def router() -> None:
+        # Everything already waiting is handled without yielding per message (the transport hands
+        # over all frames of one read at once; consensus throughput depends on not slowing that).
         async with forward_send:
-            async for inbound in upstream:
-                try:
-                    tag = wire.tag_of(type(inbound.message))
-                except KeyError:
-                    tag = -1
-                if tag in COMPUTE_TAGS:
-                    compute.route(inbound)
-                elif tag in ROUNDS_TAGS:
-                    rounds.route(inbound)
-                else:
-                    await forward_send.send(inbound)
+            async for first in upstream:
+                batch = [first]
+                while len(batch) < ROUTER_BATCH:
+                    try:
+                        batch.append(upstream.receive_nowait())
+                    except (trio.WouldBlock, trio.EndOfChannel):
+                        break
+                for inbound in batch:
+                    tag = wire.tag_of(type(inbound.message)) if wire.is_message(inbound.message) else -1
+                    if tag in COMPUTE_TAGS:
+                        compute.route(inbound)
+                    elif tag in ROUNDS_TAGS:
+                        rounds.route(inbound)
+                    else:
+                        try:
+                            forward_send.send_nowait(inbound)
+                        except trio.WouldBlock:
+                            await forward_send.send(inbound)  # consensus is behind: backpressure
 
     async def compute_status(params: dict[str, Any]) -> Any:
         return compute.status()
