@@ -11,6 +11,7 @@ from typing import Any
 from hedgerow.protocols.grassroots.codes import Code, OfferState
 from hedgerow.protocols.grassroots.encoding import (
     Accept,
+    Burn,
     ContractRef,
     Lots,
     Mint,
@@ -44,7 +45,8 @@ def handle_mint(state: LedgerState, params: Params, tx: Tx) -> Result:
 
 def handle_burn(state: LedgerState, params: Params, tx: Tx) -> Result:
     body = tx.body
-    maturity, amount = body.maturity, body.amount  # type: ignore[union-attr]
+    assert isinstance(body, Burn)
+    maturity, amount = body.maturity, body.amount
     if state.free(tx.signer, tx.signer, maturity) < amount:
         return Code.INSUFFICIENT_BALANCE, FAIL
     state.sub(tx.signer, tx.signer, maturity, amount)
