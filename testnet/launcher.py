@@ -23,6 +23,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -77,17 +78,59 @@ def free_ports(count: int, rng: random.Random | None = None) -> list[int]:
             attempts += 1
             if attempts > 100 * count:
                 raise OSError("no free loopback ports found")
+            port = rng.randrange(*PORT_RANGE)
+            if not _reserve(port):
+                continue
             sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
             try:
-                sock.bind(("127.0.0.1", rng.randrange(*PORT_RANGE)))
+                sock.bind(("127.0.0.1", port))
             except OSError:
                 sock.close()
+                release_ports([port])
                 continue
             sockets.append(sock)
         return [int(sock.getsockname()[1]) for sock in sockets]
     finally:
         for sock in sockets:
             sock.close()
+
+
+RESERVATIONS = Path(tempfile.gettempdir()) / "hedgerow-ports"
+RESERVATION_TTL_S = 6 * 3600
+
+
+def _reserve(port: int) -> bool:
+    """Claim `port` machine-wide among hedgerow launchers (a file per port, created exclusively;
+    claims older than RESERVATION_TTL_S are stale), so concurrent testnets never pick the same port
+    between choosing it and their nodes binding it."""
+    RESERVATIONS.mkdir(parents=True, exist_ok=True)
+    path = RESERVATIONS / str(port)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    except FileExistsError:
+        try:
+            if time.time() - path.stat().st_mtime < RESERVATION_TTL_S:
+                return False
+            path.unlink()
+        except FileNotFoundError:
+            pass
+        return _reserve_once(path)
+    os.close(fd)
+    return True
+
+
+def _reserve_once(path: Path) -> bool:
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644))
+    except FileExistsError:
+        return False
+    return True
+
+
+def release_ports(ports: list[int]) -> None:
+    for port in ports:
+        with contextlib.suppress(FileNotFoundError):
+            (RESERVATIONS / str(port)).unlink()
 
 
 @dataclass
@@ -364,7 +407,13 @@ class Testnet:
         codes = {}
         for name in self.nodes:
             codes[name] = self.stop(name, timeout_s)
+        self.release()
         return codes
+
+    def release(self) -> None:
+        """Give this testnet's ports back to other launchers (after every node stopped)."""
+        release_ports([port for rec in self.nodes.values()
+                       for port in (rec.p2p_port, rec.rpc_port, rec.metrics_port)])
 
     def kill_all(self) -> None:
         """Emergency cleanup (tests' finalizers): SIGKILL every process group we know of."""
@@ -379,6 +428,7 @@ class Testnet:
         for rec in self.nodes.values():
             rec.pid = None
         self.save()
+        self.release()
 
     # -- RPC and status -----------------------------------------------------------------------------
 
@@ -425,6 +475,19 @@ class Testnet:
         wait_until(lambda: all(h >= height for h in self.heights(targets).values()), deadline_s,
                    f"height >= {height} on {', '.join(targets)}")
 
+    def running_one(self, name: str) -> bool:
+        pid = self.record(name).pid
+        return pid is not None and pid_alive(pid)
+
+    def log_tail(self, name: str) -> str:
+        """The node's last log line (why a node exited)."""
+        path = Path(self.record(name).home) / "data" / "logs" / "node.log"
+        try:
+            lines = path.read_text(errors="replace").strip().splitlines()
+        except OSError:
+            return "no log"
+        return lines[-1] if lines else "empty log"
+
     def running(self) -> list[str]:
         return [n for n, r in self.nodes.items() if r.pid is not None and pid_alive(r.pid)]
 
@@ -461,6 +524,10 @@ def up(directory: Path, manifest: Manifest, *, commit_height: int = 2, deadline_
         testnet.start_all(names)
         validators = [n for n in names if testnet.nodes[n].role == "validator"]
         testnet.wait_for_height(commit_height, validators, deadline_s)
+    except WaitTimeout as error:
+        dead = [f"{n}: {testnet.log_tail(n)}" for n in names if not testnet.running_one(n)]
+        testnet.kill_all()
+        raise WaitTimeout(f"{error}" + (f"; exited: {'; '.join(dead)}" if dead else "")) from None
     except BaseException:
         testnet.kill_all()
         raise
