@@ -66,7 +66,7 @@ class FaultTable:
 class Perturber:
     """Applies perturbations to one testnet and remembers what it must undo."""
 
-    def __init__(self, testnet: Testnet, *, seed: int = 0, wait_s: float = 30.0) -> None:
+    def __init__(self, testnet: Testnet, *, seed: int = 0, wait_s: float = 60.0) -> None:
         self.testnet = testnet
         self.table = FaultTable(seed=seed)
         self.wait_s = wait_s

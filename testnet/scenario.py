@@ -156,7 +156,7 @@ def honest_validators(testnet: Testnet, byzantine: set[str]) -> list[str]:
 
 
 def run_scenario(
-    testnet: Testnet, scenario: Scenario, *, on_step: Any = None, restore: bool = True, wait_s: float = 30.0
+    testnet: Testnet, scenario: Scenario, *, on_step: Any = None, restore: bool = True, wait_s: float = 60.0
 ) -> ScenarioResult:
     """Run one scenario on a running testnet and return its result (never raises on a violation)."""
     started = time.monotonic()

@@ -1,5 +1,6 @@
-"""`hedgerow demo --quick` end to end: 4 real validators, a leader crash under grassroots load, the
-village script, the compute jobs; exit 0 and every part checked (and honest about where it ran)."""
+"""`hedgerow demo --quick` end to end: 4 real validators, a leader crash under grassroots load, a
+Newton and a gradient-coded job over the transport to worker processes beside the validators (one a
+straggler), the village script; exit 0, every part checked, and honest about where each part ran."""
 
 from __future__ import annotations
 
@@ -29,6 +30,9 @@ def test_demo_quick_end_to_end() -> None:
     assert report["village"]["violations"] == [] and report["village"]["error"] is None
     assert report["newton"]["delivered"] == 1
     assert report["gradcoding"]["final_loss"] < report["gradcoding"]["first_loss"]
+    assert report["newton"]["served_by"] != "v0"  # v0's worker is the straggler: the job was reassigned
+    assert report["gradcoding"]["rounds"] > 0 and report["gradcoding"]["stragglers_seen"] > 0
     for part in ("newton", "gradcoding"):
-        assert "NOT across the nodes" in report[part]["where"]
+        assert "a worker process beside each validator" in report[part]["where"]
+    assert "not on the testnet" in report["village"]["where"]
     assert report["wall_s"] < 180
