@@ -258,8 +258,9 @@ class ConsensusDriver:
             if kind == "msg":
                 actions = core.on_message(a, b, now)
             elif kind == "timer":
-                if isinstance(a, tuple) and a and a[0] == "round":
-                    self.timeouts_fired += 1
+                if isinstance(a, tuple) and a and a[0] == "round" \
+                        and a[1] == getattr(core, "current_round", None):
+                    self.timeouts_fired += 1  # a round that ended by its timer, not by a QC
                 actions = core.on_timer(a, now)
             else:
                 raise ValueError(f"unknown consensus event {kind!r}")
@@ -292,6 +293,7 @@ class ConsensusDriver:
             elif isinstance(action, Broadcast):
                 self.transport.broadcast(action.message)
             elif isinstance(action, SetTimer):
+                self._prune_timers(action.timer)
                 self.timers[action.timer] = int(action.at)
                 self._timers_changed.set()
                 self._timers_changed = trio.Event()
@@ -300,6 +302,17 @@ class ConsensusDriver:
             elif isinstance(action, Evidence):
                 self.evidence.append(action.proof)
                 log.warning("event=evidence node=%s proof=%r", node.config.name, action.proof)
+
+    def _prune_timers(self, timer: Hashable) -> None:
+        """A round (or vote) timer for round r makes those of earlier rounds moot: drop them, so
+        the timer table stays bounded and stale timers cost nothing."""
+        if not (isinstance(timer, tuple) and len(timer) == 2 and timer[0] in ("round", "vote")
+                and isinstance(timer[1], int)):
+            return
+        kind, round_ = timer
+        for old in [t for t in self.timers if isinstance(t, tuple) and len(t) == 2 and t[0] == kind
+                    and isinstance(t[1], int) and t[1] < round_]:
+            del self.timers[old]
 
     def _new_statements(self, record: Checkpoint, following: list[SignedRow]) -> list[SignedRow]:
         """What this checkpoint makes durable that the signer log lacks: every vote in `my_votes`
