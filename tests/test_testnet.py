@@ -173,7 +173,7 @@ def test_metrics_endpoint_reports_height_and_drops(testnet: Testnet) -> None:
 def test_late_observer_reaches_the_same_state_hash(testnet: Testnet) -> None:
     testnet.start("o0")
     target = testnet.heights(["v0"])["v0"]
-    testnet.wait_for_height(target, ["o0"], deadline_s=40)
+    testnet.wait_for_height(target, ["o0"], deadline_s=60)
     _agree(testnet, ["v0", "o0"], target)
     status = testnet.call("o0", "status")
     assert status["role"] == "observer"
