@@ -7,6 +7,7 @@ no global RNG (the Hutchinson probes come from a `torch.Generator` seeded by `se
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -98,16 +99,22 @@ class _Eval:
     rows: Tensor
 
 
-def _evaluate(ev: Evaluator, s0: Tensor, S: Tensor, U: Tensor) -> _Eval:
+def _evaluate(ev: Evaluator, s0: Tensor, S: Tensor, U: Tensor, reuse: _Eval | None = None) -> _Eval:
+    """f, Ã's source and the row residuals at S; `reuse` donates the buffers of a spent evaluation
+    (fresh multi-GB allocations page-fault on every iteration otherwise)."""
     T, B, D = S.shape
     N = T * B
-    S_prev = _shifted(s0, S)
+    a_shape = (N, D, D) if ev.kind == "dense" else (N, D)
+    if reuse is not None and reuse.F.shape == S.shape:
+        S_prev, F, rows = reuse.S_prev, reuse.F.view(N, D), reuse.rows.view(N)
+        S_prev[0] = s0
+        S_prev[1:] = S[:-1]
+        A = reuse.A.view(a_shape) if reuse.A is not None and reuse.A.numel() == math.prod(a_shape) else None
+    else:
+        S_prev, F, rows, A = _shifted(s0, S), S.new_empty((N, D)), S.new_empty((N,)), None
+    if A is None and ev.kind != "none":
+        A = S.new_empty(a_shape)
     Sp, Sf, Uf = S_prev.reshape(N, D), S.reshape(N, D), U.reshape(N, -1)
-    F = torch.empty_like(Sf)
-    A: Tensor | None = None
-    if ev.kind != "none":
-        A = S.new_empty((N, D, D) if ev.kind == "dense" else (N, D))
-    rows = S.new_empty((N,))
     step = _chunk_rows(N, D, ev.kind, S.device)
     for i in range(0, N, step):
         j = min(N, i + step)
@@ -251,14 +258,15 @@ def _iterate(ev: Evaluator, problem: Problem, config: NewtonConfig, method: str,
             break
         prev = _Previous(S, prefix, _jacobi_rows(cur.F, prefix), _merit(S, cur.F) if adaptive else prefix)
         new = linear_step(method, S, cur.S_prev, cur.F, cur.A, lam, config)
-        del cur
+        spent = cur
         S, n_reset = _guard_non_finite(S, new, active, clip)
         resets += n_reset
         iterations += active.to(torch.int64)
         stepped = active.clone()
         if config.record_trace:
             trace.append(S.clone())
-        cur = _evaluate(ev, s0, S, U)
+        cur = _evaluate(ev, s0, S, U, reuse=spent)
+        del spent
     statuses = _statuses(max_r, tol, broken)
     return _result(problem, S, statuses, iterations.numpy(), max_r.numpy(), prefix.numpy(), resets,
                    history, method, trace)
@@ -302,7 +310,7 @@ def _accept_or_revert(ev: Evaluator, problem: Problem, S: Tensor, cur: _Eval, pr
     lam = torch.where(better, (lam / 10).clamp(min=LAM_MIN), lam)
     if bool(worse.any()):
         S = torch.where(worse.to(S.device)[None, :, None], prev.S, S)
-        cur = _evaluate(ev, problem.s0, S, problem.U)
+        cur = _evaluate(ev, problem.s0, S, problem.U, reuse=cur)
     return S, cur, lam
 
 
@@ -318,7 +326,7 @@ def _prefix_guard(ev: Evaluator, problem: Problem, S: Tensor, cur: _Eval, prev: 
         k = int(prev.prefix[b])
         S[:k, b] = prev.S[:k, b]
         S[k, b] = prev.jacobi[b]
-    return S, _evaluate(ev, problem.s0, S, problem.U)
+    return S, _evaluate(ev, problem.s0, S, problem.U, reuse=cur)
 
 
 def _statuses(max_r: Tensor, tol: float, broken: Tensor) -> list[Status]:
