@@ -16,6 +16,7 @@ from hedgerow.node.output import console, parse_range, print_json, table
 SIM_PROTOCOLS: dict[str, str] = {
     "grassroots": "hedgerow.testnet.sim.grassroots_campaign",
     "heardof": "hedgerow.testnet.sim.heardof_campaign",
+    "monadbft": "hedgerow.testnet.sim.monadbft_campaign",
 }
 
 

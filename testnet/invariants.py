@@ -42,7 +42,12 @@ class Violation:
     time_ms: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"invariant": self.invariant, "detail": self.detail, "node": self.node, "time_ms": self.time_ms}
+        return {
+            "invariant": self.invariant,
+            "detail": self.detail,
+            "node": self.node,
+            "time_ms": self.time_ms,
+        }
 
 
 def short(value: Any) -> str:
@@ -64,10 +69,16 @@ class _NodeLog:
 class InvariantChecker:
     """§6.1-6.5, 6.6, 6.7, 6.9, 6.12 over the nodes it is told are honest."""
 
-    def __init__(self, *, stakes: dict[Hashable, int] | None = None, quorum: int | None = None,
-                 leader: Callable[[int], Hashable] | None = None,
-                 qc_verifier: Callable[[dict[str, Any]], bool] | None = None,
-                 exempt_signers: Iterable[Hashable] = (), check_validity: bool = True) -> None:
+    def __init__(
+        self,
+        *,
+        stakes: dict[Hashable, int] | None = None,
+        quorum: int | None = None,
+        leader: Callable[[int], Hashable] | None = None,
+        qc_verifier: Callable[[dict[str, Any]], bool] | None = None,
+        exempt_signers: Iterable[Hashable] = (),
+        check_validity: bool = True,
+    ) -> None:
         self.stakes = stakes
         self.quorum = quorum
         self.leader = leader
@@ -94,8 +105,9 @@ class InvariantChecker:
         self._node_txs: dict[Any, set[Any]] = {}
 
     # ------------------------------------------------------------------ helpers
-    def _violate(self, invariant: str, detail: str, node: Any = None, time_ms: int | None = None,
-                 once: Any = None) -> None:
+    def _violate(
+        self, invariant: str, detail: str, node: Any = None, time_ms: int | None = None, once: Any = None
+    ) -> None:
         if once is not None:
             key = (invariant, once)
             if key in self._seen_violation:
@@ -118,26 +130,50 @@ class InvariantChecker:
     def submitted(self, tx_hash: Any) -> None:
         self._submitted.add(tx_hash)
 
-    def finalized(self, node: Any, height: int, block_id: Any, parent_id: Any, block_round: int,
-                  author: Any, tx_hashes: Iterable[Any], proof: list[dict[str, Any]] | None = None,
-                  time_ms: int | None = None) -> None:
+    def finalized(
+        self,
+        node: Any,
+        height: int,
+        block_id: Any,
+        parent_id: Any,
+        block_round: int,
+        author: Any,
+        tx_hashes: Iterable[Any],
+        proof: list[dict[str, Any]] | None = None,
+        time_ms: int | None = None,
+    ) -> None:
         log = self._log(node)
         if height in log.heights:
             if log.heights[height] != block_id:
-                self._violate("no_revert", f"height {height} finalized {short(log.heights[height])} then "
-                              f"{short(block_id)}", node, time_ms)
+                self._violate(
+                    "no_revert",
+                    f"height {height} finalized {short(log.heights[height])} then {short(block_id)}",
+                    node,
+                    time_ms,
+                )
             return
         if height != log.last_height + 1:
-            self._violate("agreement", f"finalized height {height} after {log.last_height} (gap)", node, time_ms)
+            self._violate(
+                "agreement", f"finalized height {height} after {log.last_height} (gap)", node, time_ms
+            )
         if log.last_height and log.heights.get(log.last_height) != parent_id:
-            self._violate("agreement", f"height {height} parent {short(parent_id)} is not the block "
-                          f"finalized at {log.last_height}", node, time_ms)
+            self._violate(
+                "agreement",
+                f"height {height} parent {short(parent_id)} is not the block finalized at {log.last_height}",
+                node,
+                time_ms,
+            )
         digest = hashlib.sha256(log.digest)
         seen_here = self._txs_seen(node)
         for tx in tx_hashes:
             if self.check_validity and tx not in self._submitted:
-                self._violate("validity", f"tx {short(tx)} in block {short(block_id)} was never submitted",
-                              node, time_ms, once=("tx", tx))
+                self._violate(
+                    "validity",
+                    f"tx {short(tx)} in block {short(block_id)} was never submitted",
+                    node,
+                    time_ms,
+                    once=("tx", tx),
+                )
             if tx in seen_here:
                 self.duplicate_txs += 1
                 continue
@@ -153,45 +189,91 @@ class InvariantChecker:
         if first is None:
             self._by_height[height] = (block_id, node, log.digest)
         elif first[0] != block_id:
-            self._violate("agreement", f"height {height}: node {node} finalized {short(block_id)}, node "
-                          f"{first[1]} finalized {short(first[0])}", node, time_ms, once=("height", height))
+            self._violate(
+                "agreement",
+                f"height {height}: node {node} finalized {short(block_id)}, node "
+                f"{first[1]} finalized {short(first[0])}",
+                node,
+                time_ms,
+                once=("height", height),
+            )
         elif first[2] != log.digest:
-            self._violate("ledger", f"height {height}: ledger digests differ between {node} and {first[1]}",
-                          node, time_ms, once=("digest", height))
+            self._violate(
+                "ledger",
+                f"height {height}: ledger digests differ between {node} and {first[1]}",
+                node,
+                time_ms,
+                once=("digest", height),
+            )
         self._finalized_ids[block_id] = height
         self._own_round.setdefault(block_id, block_round)
         if self.leader is not None and author != self.leader(block_round):
-            self._violate("ledger", f"block {short(block_id)} author {author} is not leader({block_round})",
-                          node, time_ms, once=("author", block_id))
+            self._violate(
+                "ledger",
+                f"block {short(block_id)} author {author} is not leader({block_round})",
+                node,
+                time_ms,
+                once=("author", block_id),
+            )
         if proof is not None:
             self._check_commit_proof(node, block_id, proof, time_ms)
 
     def _txs_seen(self, node: Any) -> set[Any]:
         return self._node_txs.setdefault(node, set())
 
-    def _check_commit_proof(self, node: Any, block_id: Any, proof: list[dict[str, Any]],
-                            time_ms: int | None) -> None:
+    def _check_commit_proof(
+        self, node: Any, block_id: Any, proof: list[dict[str, Any]], time_ms: int | None
+    ) -> None:
         if len(proof) != 2 or proof[1]["round"] != proof[0]["round"] + 1:
-            self._violate("justified", f"block {short(block_id)}: proof rounds are not consecutive", node, time_ms)
+            self._violate(
+                "justified", f"block {short(block_id)}: proof rounds are not consecutive", node, time_ms
+            )
             return
         for qc in proof:
             if qc["round"] == 0:
                 continue
             if self.quorum is not None and self._stake(qc["signers"]) < self.quorum:
-                self._violate("justified", f"block {short(block_id)}: QC round {qc['round']} below quorum",
-                              node, time_ms)
+                self._violate(
+                    "justified",
+                    f"block {short(block_id)}: QC round {qc['round']} below quorum",
+                    node,
+                    time_ms,
+                )
             if self.qc_verifier is not None and not self.qc_verifier(qc):
-                self._violate("justified", f"block {short(block_id)}: QC round {qc['round']} does not verify",
-                              node, time_ms)
+                self._violate(
+                    "justified",
+                    f"block {short(block_id)}: QC round {qc['round']} does not verify",
+                    node,
+                    time_ms,
+                )
 
-    def voted(self, node: Any, block_id: Any, anchor_id: Any, anchor_round: int, anchor_author: Any,
-              qc_round: int, time_ms: int | None = None) -> None:
+    def voted(
+        self,
+        node: Any,
+        block_id: Any,
+        anchor_id: Any,
+        anchor_round: int,
+        anchor_author: Any,
+        qc_round: int,
+        time_ms: int | None = None,
+    ) -> None:
         if qc_round != anchor_round:
-            self._violate("speculative", f"VOTED {short(block_id)} on a QC of round {qc_round} for an anchor of "
-                          f"round {anchor_round}", node, time_ms)
+            self._violate(
+                "speculative",
+                f"VOTED {short(block_id)} on a QC of round {qc_round} for an anchor of round {anchor_round}",
+                node,
+                time_ms,
+            )
 
-    def spec_revert(self, node: Any, block_id: Any, anchor_id: Any, anchor_round: int, anchor_author: Any,
-                    time_ms: int | None = None) -> None:
+    def spec_revert(
+        self,
+        node: Any,
+        block_id: Any,
+        anchor_id: Any,
+        anchor_round: int,
+        anchor_author: Any,
+        time_ms: int | None = None,
+    ) -> None:
         if block_id in self._log(node).heights.values():
             self._violate("no_revert", f"SPEC_REVERT of finalized block {short(block_id)}", node, time_ms)
         self._reverts.append((node, block_id, anchor_round, anchor_author))
@@ -199,8 +281,9 @@ class InvariantChecker:
     def evidence(self, node: Any, kind: str, offender: Any, round_: int) -> None:
         self._evidence.add((kind, offender, round_))
 
-    def signed(self, signer: Any, kind: str, round_: int, value: Any, tip: Any = None,
-               time_ms: int | None = None) -> None:
+    def signed(
+        self, signer: Any, kind: str, round_: int, value: Any, tip: Any = None, time_ms: int | None = None
+    ) -> None:
         if signer in self.exempt_signers:
             return
         key = (signer, kind, round_)
@@ -208,18 +291,33 @@ class InvariantChecker:
         if first is None:
             self._statements[key] = value
         elif first != value:
-            self._violate("signer_safety", f"signer {signer} signed two {kind}s in round {round_}", signer,
-                          time_ms, once=key)
+            self._violate(
+                "signer_safety",
+                f"signer {signer} signed two {kind}s in round {round_}",
+                signer,
+                time_ms,
+                once=key,
+            )
         if kind == "vote":
             self._voted_ids.setdefault(signer, set()).add(value)
             self._vote_rounds[(signer, round_)] = value
         elif kind == "ne":
             if (signer, round_) in self._vote_rounds:
-                self._violate("signer_safety", f"signer {signer} sent an NE after voting in round {round_}",
-                              signer, time_ms, once=("ne-after-vote", signer, round_))
+                self._violate(
+                    "signer_safety",
+                    f"signer {signer} sent an NE after voting in round {round_}",
+                    signer,
+                    time_ms,
+                    once=("ne-after-vote", signer, round_),
+                )
             if tip is not None and tip in self._voted_ids.get(signer, set()):
-                self._violate("signer_safety", f"signer {signer} sent an NE for tip {short(tip)} it voted",
-                              signer, time_ms, once=("ne-voted", signer, round_))
+                self._violate(
+                    "signer_safety",
+                    f"signer {signer} sent an NE for tip {short(tip)} it voted",
+                    signer,
+                    time_ms,
+                    once=("ne-voted", signer, round_),
+                )
 
     def vote_seen(self, signer: Any, block_id: Any, round_: int, block_round: int | None) -> None:
         if block_round is None or block_round != round_:
@@ -233,10 +331,13 @@ class InvariantChecker:
             self._violate("monotone_rounds", f"round went from {log.last_round} to {round_}", node, time_ms)
         log.last_round = max(log.last_round, round_)
 
-    def timeout_sent(self, node: Any, round_: int, rank: Rank, floor_rank: Rank, time_ms: int | None = None) -> None:
+    def timeout_sent(
+        self, node: Any, round_: int, rank: Rank, floor_rank: Rank, time_ms: int | None = None
+    ) -> None:
         if rank < floor_rank:
-            self._violate("monotone_reports", f"round {round_} timeout reports {rank} below {floor_rank}",
-                          node, time_ms)
+            self._violate(
+                "monotone_reports", f"round {round_} timeout reports {rank} below {floor_rank}", node, time_ms
+            )
 
     def expect_liveness(self, nodes: Iterable[Any], from_ms: int, bound_ms: int) -> None:
         """After `from_ms`, each node finalizes a new block at least every `bound_ms`."""
@@ -248,8 +349,13 @@ class InvariantChecker:
         """§6.7: with `strict` (the round is led by a running honest node and entered after GST plus
         one round), a round timer firing is a liveness violation."""
         if strict:
-            self._violate("liveness", f"round {round_} timer fired though its leader is honest and running",
-                          node, time_ms, once=("timer", node, round_))
+            self._violate(
+                "liveness",
+                f"round {round_} timer fired though its leader is honest and running",
+                node,
+                time_ms,
+                once=("timer", node, round_),
+            )
 
     # ------------------------------------------------------------------ end of run
     def has_leader_evidence(self, author: Any, round_: int) -> bool:
@@ -258,8 +364,13 @@ class InvariantChecker:
     def finish(self, end_ms: int | None = None) -> list[Violation]:
         for node, block_id, anchor_round, anchor_author in self._reverts:
             if not self.has_leader_evidence(anchor_author, anchor_round):
-                self._violate("speculative", f"SPEC_REVERT of {short(block_id)} without equivocation evidence "
-                              f"against ({anchor_author}, {anchor_round})", node, once=("revert", block_id))
+                self._violate(
+                    "speculative",
+                    f"SPEC_REVERT of {short(block_id)} without equivocation evidence "
+                    f"against ({anchor_author}, {anchor_round})",
+                    node,
+                    once=("revert", block_id),
+                )
         self._check_tail_forks()
         if end_ms is not None:
             self._check_liveness(end_ms)
@@ -279,8 +390,12 @@ class InvariantChecker:
             if author is not None and self.has_leader_evidence(author, round_):
                 continue
             if block_id not in finalized:
-                self._violate("tail_fork", f"block {short(block_id)} voted by a quorum in its round {round_} was "
-                              f"not finalized though round {best.max_final_round} was", once=("tail", block_id))
+                self._violate(
+                    "tail_fork",
+                    f"block {short(block_id)} voted by a quorum in its round {round_} was "
+                    f"not finalized though round {best.max_final_round} was",
+                    once=("tail", block_id),
+                )
 
     def _check_liveness(self, end_ms: int) -> None:
         start, bound = self.liveness_from_ms, self.liveness_bound_ms
@@ -291,8 +406,14 @@ class InvariantChecker:
             previous = start
             for time_ms in times + [end_ms]:
                 if time_ms - previous > bound:
-                    self._violate("liveness", f"no new finalized block in {time_ms - previous} ms (bound {bound} ms) "
-                                  f"after {previous} ms", node, time_ms, once=("gap", node))
+                    self._violate(
+                        "liveness",
+                        f"no new finalized block in {time_ms - previous} ms (bound {bound} ms) "
+                        f"after {previous} ms",
+                        node,
+                        time_ms,
+                        once=("gap", node),
+                    )
                     break
                 previous = time_ms
 

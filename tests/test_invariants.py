@@ -17,11 +17,22 @@ def qc(block: str, round_: int, signers: str = "ABC") -> dict[str, Any]:
     return {"block_id": block, "round": round_, "signers": list(signers)}
 
 
-def finalize(check: InvariantChecker, node: str, chain: list[tuple[str, int]], txs: list[str] | None = None) -> None:
+def finalize(
+    check: InvariantChecker, node: str, chain: list[tuple[str, int]], txs: list[str] | None = None
+) -> None:
     parent = "genesis"
     for height, (block, round_) in enumerate(chain, start=1):
-        check.finalized(node, height, block, parent if height > 1 else "genesis", round_, "ABCD"[round_ % 4],
-                        txs or [], [qc(parent, round_ - 1), qc(block, round_)], time_ms=100 * height)
+        check.finalized(
+            node,
+            height,
+            block,
+            parent if height > 1 else "genesis",
+            round_,
+            "ABCD"[round_ % 4],
+            txs or [],
+            [qc(parent, round_ - 1), qc(block, round_)],
+            time_ms=100 * height,
+        )
         parent = block
 
 

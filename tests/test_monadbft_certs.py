@@ -3,21 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
-from hedgerow.protocols.crypto import sign_bytes
-from hedgerow.protocols.monadbft import (
-    GENESIS_QC,
-    QC,
-    TC,
-    Checkpoint,
-    NoTipCert,
-    ValidatorSet,
-    Verifier,
-)
-from hedgerow.protocols.monadbft.certificates import CertChecker, rank_info, rank_qc, rank_tip
-from hedgerow.protocols.monadbft.leader import round_robin, stake_weighted
-from hedgerow.protocols.monadbft.messages import FRAME_TYPES, TcGroup, statement_bytes
-from hedgerow.protocols.wire import DecodeError, decode, encode
 from test_monadbft_kit import (
     CHAIN,
     KEYS,
@@ -33,6 +18,21 @@ from test_monadbft_kit import (
     timeout,
     vote,
 )
+
+from hedgerow.protocols.crypto import sign_bytes
+from hedgerow.protocols.monadbft import (
+    GENESIS_QC,
+    QC,
+    TC,
+    Checkpoint,
+    NoTipCert,
+    ValidatorSet,
+    Verifier,
+)
+from hedgerow.protocols.monadbft.certificates import CertChecker, rank_info, rank_qc, rank_tip
+from hedgerow.protocols.monadbft.leader import round_robin, stake_weighted
+from hedgerow.protocols.monadbft.messages import FRAME_TYPES, TcGroup, statement_bytes
+from hedgerow.protocols.wire import DecodeError, decode, encode
 
 
 def checker() -> CertChecker:
@@ -104,8 +104,22 @@ def test_statement_bytes_match_the_generic_sign_bytes() -> None:
 
 def test_checkpoint_round_trips_and_validates() -> None:
     blocks, qcs = happy_chain(2)
-    record = Checkpoint(2, 0, None, 1, 0, blocks[0].block_id, blocks[1].tip, qcs[0], qcs[0], None,
-                        encode(vote(0, blocks[1].block_id, 2)), {2: blocks[1].block_id}, {}, (blocks[1],))
+    record = Checkpoint(
+        2,
+        0,
+        None,
+        1,
+        0,
+        blocks[0].block_id,
+        blocks[1].tip,
+        qcs[0],
+        qcs[0],
+        None,
+        encode(vote(0, blocks[1].block_id, 2)),
+        {2: blocks[1].block_id},
+        {},
+        (blocks[1],),
+    )
     record.check()
     assert decode(encode(record)) == record
     bad = Checkpoint(2, 0, None, 1, 0, blocks[0].block_id, None, qcs[1], qcs[0], None, None, {}, {}, ())
@@ -142,8 +156,19 @@ def test_tc_checks_accept_a_well_formed_tc() -> None:
     assert checker().check_tc(tc) is None
 
 
-@pytest.mark.parametrize("mutation", ["unsorted", "duplicate_key", "hq_not_below_round", "tip_above_round",
-                                      "signer_twice", "below_quorum", "bad_sig", "extend_not_max"])
+@pytest.mark.parametrize(
+    "mutation",
+    [
+        "unsorted",
+        "duplicate_key",
+        "hq_not_below_round",
+        "tip_above_round",
+        "signer_twice",
+        "below_quorum",
+        "bad_sig",
+        "extend_not_max",
+    ],
+)
 def test_tc_checks_reject(mutation: str) -> None:
     blocks, qcs = happy_chain(2)
     hidden = make_tip(3, qcs[1], height=3)

@@ -58,7 +58,9 @@ def evidence_of(actions: list[Any]) -> list[Any]:
 
 def recovery(round_: int, tc: Any) -> RoundRecovery:
     leader = round_ % 4
-    return RoundRecovery(round_, tc, leader, sign(leader, D_RECOVERY, sign_payload_recovery(round_, tc_hash_of(tc))))
+    return RoundRecovery(
+        round_, tc, leader, sign(leader, D_RECOVERY, sign_payload_recovery(round_, tc_hash_of(tc)))
+    )
 
 
 # ---------------------------------------------------------------------------------------- happy path
@@ -70,7 +72,9 @@ def test_replica_votes_once_to_both_collectors_after_persisting() -> None:
     votes = sends(actions, VoteMsg)
     assert sorted(a.to for a in votes) == [1, 2]
     assert persisted_before(actions, VoteMsg)
-    checkpoint = next(a.record for a in actions if isinstance(a, Persist) and isinstance(a.record, Checkpoint))
+    checkpoint = next(
+        a.record for a in actions if isinstance(a, Persist) and isinstance(a.record, Checkpoint)
+    )
     assert blocks[0] in checkpoint.blocks and checkpoint.my_votes == {1: blocks[0].block_id}
     again = core.on_message(1, proposal(1, blocks[0].tip, blocks[0].txs), 11)
     assert [a.message for a in sends(again, VoteMsg)] == [a.message for a in votes]  # re-sent, not re-signed
@@ -155,8 +159,16 @@ def test_proposals_in_any_order_end_in_the_same_state() -> None:
         core.start(0)
         for index in order:
             core.on_message(index + 1, messages[index], 10)
-        finals.add((core.current_round, core.high_qc, core.root_id, core.highest_vote,
-                    tuple(sorted(core.tree.blocks)), tuple(sorted(core.tree.linked))))
+        finals.add(
+            (
+                core.current_round,
+                core.high_qc,
+                core.root_id,
+                core.highest_vote,
+                tuple(sorted(core.tree.blocks)),
+                tuple(sorted(core.tree.linked)),
+            )
+        )
     assert len(finals) == 1
 
 
@@ -166,7 +178,9 @@ def test_round_jump_is_one_step_with_bounded_vote_state() -> None:
     far = qc(b"\x42" * 32, 1005)
     actions = core.on_message(2, AdvanceRound(far), 50)
     assert core.current_round == 1006
-    assert [a.timer for a in actions if isinstance(a, SetTimer) and a.timer[0] == "round"] == [("round", 1006)]
+    assert [a.timer for a in actions if isinstance(a, SetTimer) and a.timer[0] == "round"] == [
+        ("round", 1006)
+    ]
     assert any(isinstance(a, Send) and isinstance(a.message, BlockRequest) for a in actions)
     for r in range(1006, 1040):
         core.on_message(1, vote(1, b"\x43" * 32, r), 60)
@@ -183,18 +197,21 @@ def _core_in_round_3() -> tuple[MonadCore, list[Any], list[QC]]:
     return core, blocks, qcs
 
 
-@pytest.mark.parametrize("case, reason", [
-    ("tip_after_round", "malformed_proposal"),
-    ("tc_not_needed", "malformed_proposal"),
-    ("tc_missing", "malformed_proposal"),
-    ("reproposal_under_qc_extend", "malformed_proposal"),
-    ("fresh_sibling_without_nec", "malformed_proposal"),
-    ("nec_under_qc_extend", "malformed_proposal"),
-    ("tc_wrong_round", "malformed_proposal"),
-    ("not_the_leader", "invalid_proposal_leader"),
-    ("bad_proposer_sig", "invalid_proposal_leader"),
-    ("payload_mismatch", "invalid_block"),
-])
+@pytest.mark.parametrize(
+    "case, reason",
+    [
+        ("tip_after_round", "malformed_proposal"),
+        ("tc_not_needed", "malformed_proposal"),
+        ("tc_missing", "malformed_proposal"),
+        ("reproposal_under_qc_extend", "malformed_proposal"),
+        ("fresh_sibling_without_nec", "malformed_proposal"),
+        ("nec_under_qc_extend", "malformed_proposal"),
+        ("tc_wrong_round", "malformed_proposal"),
+        ("not_the_leader", "invalid_proposal_leader"),
+        ("bad_proposer_sig", "invalid_proposal_leader"),
+        ("payload_mismatch", "invalid_block"),
+    ],
+)
 def test_r2_rejections(case: str, reason: str) -> None:
     core, blocks, qcs = _core_in_round_3()
     tc3_qc = make_tc(3, {0: qcs[1], 1: qcs[1], 2: qcs[1]})
@@ -203,11 +220,14 @@ def test_r2_rejections(case: str, reason: str) -> None:
     fresh4 = make_tip(4, qcs[1], 3, fresh_cert=no_tip_cert(tc3_qc))
     p: Proposal = {
         "tip_after_round": lambda: proposal(2, make_tip(3, qcs[1], 3), proposer=2),
-        "tc_not_needed": lambda: proposal(3, make_tip(3, qcs[1], 3), tc=make_tc(2, {0: qcs[0], 1: qcs[0], 2: qcs[0]})),
+        "tc_not_needed": lambda: proposal(
+            3, make_tip(3, qcs[1], 3), tc=make_tc(2, {0: qcs[0], 1: qcs[0], 2: qcs[0]})
+        ),
         "tc_missing": lambda: proposal(4, fresh4),
         "reproposal_under_qc_extend": lambda: proposal(4, blocks[1].tip, blocks[1].txs, tc=tc3_qc),
-        "fresh_sibling_without_nec": lambda: proposal(4, make_tip(4, qcs[1], 3, fresh_cert=no_tip_cert(tc3_qc)),
-                                                      tc=tc3_tip),
+        "fresh_sibling_without_nec": lambda: proposal(
+            4, make_tip(4, qcs[1], 3, fresh_cert=no_tip_cert(tc3_qc)), tc=tc3_tip
+        ),
         "nec_under_qc_extend": lambda: proposal(4, make_tip(4, qcs[1], 3, fresh_cert=nec(4, 2)), tc=tc3_qc),
         "tc_wrong_round": lambda: proposal(5, hidden, tc=tc3_tip, proposer=1),
         "not_the_leader": lambda: proposal(3, make_tip(3, qcs[1], 3), proposer=2),
@@ -374,17 +394,30 @@ def test_each_evidence_kind_is_checkable_by_a_third_party() -> None:
     from hedgerow.protocols.monadbft.messages import D_NE, sign_payload_ne
 
     leader.on_message(1, NoEndorseMsg(4, 2, 1, sign(1, D_NE, sign_payload_ne(4, 2))), 6)
-    for proof in evidence_of(leader.on_message(1, NoEndorseMsg(4, 1, 1, sign(1, D_NE, sign_payload_ne(4, 1))), 7)):
+    for proof in evidence_of(
+        leader.on_message(1, NoEndorseMsg(4, 1, 1, sign(1, D_NE, sign_payload_ne(4, 1))), 7)
+    ):
         proofs[proof.kind] = proof
-    assert set(proofs) == {"EQUIVOCATION_HEADER", "EQUIVOCATION_PROPOSAL", "DOUBLE_VOTE", "CONFLICTING_TIMEOUT",
-                           "CONFLICTING_NE"}
+    assert set(proofs) == {
+        "EQUIVOCATION_HEADER",
+        "EQUIVOCATION_PROPOSAL",
+        "DOUBLE_VOTE",
+        "CONFLICTING_TIMEOUT",
+        "CONFLICTING_NE",
+    }
     for proof in proofs.values():
         assert verify_evidence(proof, VALIDATORS, CHAIN)
-        forged = proof.__class__(proof.kind, proof.offender, proof.round, proof.a,
-                                 proof.b.__class__(proof.b.domain, proof.b.payload, proof.b.signer, proof.a.sig))
+        forged = proof.__class__(
+            proof.kind,
+            proof.offender,
+            proof.round,
+            proof.a,
+            proof.b.__class__(proof.b.domain, proof.b.payload, proof.b.signer, proof.a.sig),
+        )
         assert not verify_evidence(forged, VALIDATORS, CHAIN)
-        assert not verify_evidence(proof.__class__(proof.kind, proof.offender, proof.round, proof.a, proof.a),
-                                   VALIDATORS, CHAIN)
+        assert not verify_evidence(
+            proof.__class__(proof.kind, proof.offender, proof.round, proof.a, proof.a), VALIDATORS, CHAIN
+        )
     query = make_core(2)
     query.on_message(3, EvidenceQuery(first), 0)
     answer = query.on_message(0, EvidenceQuery(second), 1)

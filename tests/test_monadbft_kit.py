@@ -62,28 +62,51 @@ def vote(signer: int, block_id: bytes, round_: int) -> VoteMsg:
 
 
 def qc(block_id: bytes, round_: int, signers: tuple[int, ...] = (0, 1, 2)) -> QC:
-    return QC(block_id, round_, signers, tuple(sign(s, D_VOTE, sign_payload_vote(block_id, round_)) for s in signers))
+    return QC(
+        block_id,
+        round_,
+        signers,
+        tuple(sign(s, D_VOTE, sign_payload_vote(block_id, round_)) for s in signers),
+    )
 
 
 def nec(round_: int, tip_qc_round: int, signers: tuple[int, ...] = (0, 1, 2)) -> NEC:
-    return NEC(round_, tip_qc_round, signers,
-               tuple(sign(s, D_NE, sign_payload_ne(round_, tip_qc_round)) for s in signers))
+    return NEC(
+        round_,
+        tip_qc_round,
+        signers,
+        tuple(sign(s, D_NE, sign_payload_ne(round_, tip_qc_round)) for s in signers),
+    )
 
 
-def make_tip(round_: int, parent: QC, height: int, txs: tuple[bytes, ...] = (), fresh_cert: Any = None,
-             author: int | None = None, timestamp_ms: int = 0) -> Tip:
+def make_tip(
+    round_: int,
+    parent: QC,
+    height: int,
+    txs: tuple[bytes, ...] = (),
+    fresh_cert: Any = None,
+    author: int | None = None,
+    timestamp_ms: int = 0,
+) -> Tip:
     author = round_ % N if author is None else author
     header = Header(round_, parent, author, height, timestamp_ms, payload_hash_of(txs))
     return Tip(header, sign(author, D_TIP, sign_payload_tip(header)), fresh_cert)
 
 
-def make_block(round_: int, parent: QC, height: int, txs: tuple[bytes, ...] = (), fresh_cert: Any = None,
-               timestamp_ms: int = 0) -> Block:
+def make_block(
+    round_: int,
+    parent: QC,
+    height: int,
+    txs: tuple[bytes, ...] = (),
+    fresh_cert: Any = None,
+    timestamp_ms: int = 0,
+) -> Block:
     return Block(make_tip(round_, parent, height, txs, fresh_cert, timestamp_ms=timestamp_ms), txs)
 
 
-def proposal(round_: int, tip: Tip, txs: tuple[bytes, ...] = (), tc: TC | None = None,
-             proposer: int | None = None) -> Proposal:
+def proposal(
+    round_: int, tip: Tip, txs: tuple[bytes, ...] = (), tc: TC | None = None, proposer: int | None = None
+) -> Proposal:
     proposer = round_ % N if proposer is None else proposer
     payload = sign_payload_proposal(round_, tip.block_id, tc_hash_of(tc))
     return Proposal(round_, tip, txs, tc, proposer, sign(proposer, D_PROPOSAL, payload))
@@ -100,8 +123,9 @@ class _Signer:
         return sign(self.index, domain, payload)
 
 
-def timeout(signer: int, round_: int, extend: Tip | QC, last_round_cert: QC | TC | None = None,
-            tip_vote: bool = False) -> TimeoutMsg:
+def timeout(
+    signer: int, round_: int, extend: Tip | QC, last_round_cert: QC | TC | None = None, tip_vote: bool = False
+) -> TimeoutMsg:
     return sign_timeout(_Signer(signer), round_, extend, last_round_cert, tip_vote)  # type: ignore[arg-type]
 
 

@@ -5,10 +5,15 @@ from __future__ import annotations
 
 import pytest
 
+from hedgerow.testnet.sim import monadbft_scenarios_adv as adv
 from hedgerow.testnet.sim.monadbft_campaign import CATALOGUE, run_one
 
-PLAIN = [name for name in CATALOGUE if name.startswith(("s", "t")) and name not in
-         ("t6-negative-control", "s11-larger", "s18-round-jump", "s21-unequal-stake")]
+PLAIN = [
+    name
+    for name in CATALOGUE
+    if name.startswith(("s", "t"))
+    and name not in ("t6-negative-control", "s11-larger", "s18-round-jump", "s21-unequal-stake")
+]
 
 
 def show(outcome: object) -> str:
@@ -21,6 +26,14 @@ def test_scenario_produces_what_the_spec_says(name: str) -> None:
     assert outcome.ok, show(outcome)
 
 
+@pytest.mark.parametrize("name", ["s18-round-jump", "s21-unequal-stake"])
+def test_bounded_twins_of_the_thousand_round_scenarios(name: str) -> None:
+    runner = {"s18-round-jump": adv.s18_round_jump, "s21-unequal-stake": adv.s21_unequal_stake}[name]
+    outcome = runner(0, None, None, rounds=300)
+    assert outcome.ok, show(outcome)
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["s18-round-jump", "s21-unequal-stake"])
 def test_thousand_round_scenarios(name: str) -> None:
     outcome = run_one(name, 0)
@@ -40,8 +53,9 @@ def test_s11_sixteen_validators() -> None:
 
 
 @pytest.mark.parametrize("n", [4, 7])
-@pytest.mark.parametrize("name", ["byz-crashed-leader", "byz-silent", "byz-equivocation", "byz-tail-fork",
-                                  "byz-double-vote"])
+@pytest.mark.parametrize(
+    "name", ["byz-crashed-leader", "byz-silent", "byz-equivocation", "byz-tail-fork", "byz-double-vote"]
+)
 def test_byzantine_family_with_f_faulty_of_3f_plus_1(name: str, n: int) -> None:
     for seed in (0, 1):
         outcome = run_one(name, seed, nodes=n)

@@ -29,13 +29,16 @@ def test_same_seed_same_trace_and_different_seeds_differ() -> None:
 
 
 def test_trace_is_identical_across_interpreters_with_different_hash_seeds() -> None:
-    code = ("from hedgerow.testnet.sim.monadbft_campaign import run_one; "
-            "print(run_one('random', 11).trace_hash, run_one('s8-speculative-revert', 0).trace_hash)")
+    code = (
+        "from hedgerow.testnet.sim.monadbft_campaign import run_one; "
+        "print(run_one('random', 11).trace_hash, run_one('s8-speculative-revert', 0).trace_hash)"
+    )
     hashes = set()
     for hash_seed in ("1", "2"):
         env = dict(os.environ, PYTHONHASHSEED=hash_seed)
-        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300,
-                             check=True)
+        out = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300, check=True
+        )
         hashes.add(out.stdout.strip())
     assert len(hashes) == 1
 
@@ -64,11 +67,19 @@ def test_generated_twins_thousand_seeds() -> None:
 
 
 @settings(max_examples=12, deadline=None)
-@given(seed=st.integers(0, 2**32 - 1), loss=st.sampled_from([0.0, 0.1, 0.3]),
-       jitter=st.integers(0, 400), duplicate=st.sampled_from([0.0, 0.1]), gst=st.integers(300, 2000))
-def test_property_random_network_then_gst_keeps_every_invariant(seed: int, loss: float, jitter: int,
-                                                                duplicate: float, gst: int) -> None:
-    network = Network(delay=uniform_delay(1, 50), gst_ms=gst, loss=loss, duplicate=duplicate, jitter_ms=jitter)
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    loss=st.sampled_from([0.0, 0.1, 0.3]),
+    jitter=st.integers(0, 400),
+    duplicate=st.sampled_from([0.0, 0.1]),
+    gst=st.integers(300, 2000),
+)
+def test_property_random_network_then_gst_keeps_every_invariant(
+    seed: int, loss: float, jitter: int, duplicate: float, gst: int
+) -> None:
+    network = Network(
+        delay=uniform_delay(1, 50), gst_ms=gst, loss=loss, duplicate=duplicate, jitter_ms=jitter
+    )
     mon = MonadSim(seed, Setup(network=network))
     mon.checker.expect_liveness([n.name for n in mon.nodes], gst + 2100, 4200)
     mon.start()
@@ -87,7 +98,10 @@ def test_cli_lists_scenarios_as_json(capsys: pytest.CaptureFixture[str]) -> None
 
 
 def test_cli_json_summary_keys_and_green_exit(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["sim", "--protocol", "monadbft", "--scenario", "s6-double-vote", "--seeds", "0-1", "--json"]) == 0
+    assert (
+        main(["sim", "--protocol", "monadbft", "--scenario", "s6-double-vote", "--seeds", "0-1", "--json"])
+        == 0
+    )
     summary = json.loads(capsys.readouterr().out)
     for key in ("seeds", "finalized", "violations", "timeouts", "reproposals", "reverts", "evidence"):
         assert key in summary
@@ -98,8 +112,12 @@ def test_cli_negative_control_fails_with_replay_command(capsys: pytest.CaptureFi
     assert main(["sim", "--protocol", "monadbft", "--scenario", "t6-negative-control", "--seeds", "3"]) == 1
     err = capsys.readouterr().err
     assert "seed=3 step=" in err and "agreement" in err
-    assert "hedgerow sim --protocol monadbft --scenario t6-negative-control --seeds 3" in " ".join(err.split())
-    assert main(["sim", "--protocol", "monadbft", "--scenario", "t6-negative-control", "--seeds", "3",
-                 "--json"]) == 1
+    assert "hedgerow sim --protocol monadbft --scenario t6-negative-control --seeds 3" in " ".join(
+        err.split()
+    )
+    assert (
+        main(["sim", "--protocol", "monadbft", "--scenario", "t6-negative-control", "--seeds", "3", "--json"])
+        == 1
+    )
     summary = json.loads(capsys.readouterr().out)
     assert any(v["invariant"] == "agreement" for v in summary["violations"])

@@ -89,8 +89,11 @@ class BlockTree:
             block = self.blocks[block_id]
             header = block.tip.header
             parent = self.meta(header.parent_qc.block_id)
-            if parent is None or header.height != parent.height + 1 \
-                    or header.timestamp_ms < parent.timestamp_ms:
+            if (
+                parent is None
+                or header.height != parent.height + 1
+                or header.timestamp_ms < parent.timestamp_ms
+            ):
                 invalid.extend(block for block, _ in self._drop_subtree(block_id))
                 continue
             self.linked.add(block_id)
@@ -125,8 +128,9 @@ class BlockTree:
         orphans: list[bytes] = []
         for block in path:
             block_id = block.block_id
-            orphans.extend(c for c in self.children.pop(block.tip.header.parent_qc.block_id, [])
-                           if c not in on_path)
+            orphans.extend(
+                c for c in self.children.pop(block.tip.header.parent_qc.block_id, []) if c not in on_path
+            )
             self.committed.add(block_id)
             self.linked.discard(block_id)
             self.uncommitted.pop(block_id, None)
@@ -138,8 +142,11 @@ class BlockTree:
             pruned.extend(block for block, was_linked in self._drop_subtree(orphan) if was_linked)
         for block_id in list(self.uncommitted):
             pending = self.blocks.get(block_id)
-            if pending is not None and block_id not in self.linked \
-                    and pending.tip.header.block_round <= header.block_round:
+            if (
+                pending is not None
+                and block_id not in self.linked
+                and pending.tip.header.block_round <= header.block_round
+            ):
                 self._drop_subtree(block_id)  # pending, and can no longer attach above the root
         return path, pruned
 

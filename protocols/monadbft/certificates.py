@@ -71,8 +71,12 @@ def round_of(cert: QC | TC) -> int:
 class Verifier:
     """Ed25519 verification with an optional memo shared between cores of one process."""
 
-    def __init__(self, memo: dict[tuple[bytes, bytes, bytes], bool] | None = None,
-                 memo_max: int = 1 << 20, cert_memo: dict[object, None] | None = None) -> None:
+    def __init__(
+        self,
+        memo: dict[tuple[bytes, bytes, bytes], bool] | None = None,
+        memo_max: int = 1 << 20,
+        cert_memo: dict[object, None] | None = None,
+    ) -> None:
         self.memo = memo
         self.memo_max = memo_max
         self.verifications = 0
@@ -130,8 +134,14 @@ def build_tc(round_: int, timeouts: Mapping[int, TimeoutMsg]) -> TC:
 class CertChecker:
     """R1 checks bound to one validator set, chain id and leader schedule."""
 
-    def __init__(self, validators: ValidatorSet, chain_id: str, leader: LeaderFn, verifier: Verifier,
-                 memo_max: int = 8192) -> None:
+    def __init__(
+        self,
+        validators: ValidatorSet,
+        chain_id: str,
+        leader: LeaderFn,
+        verifier: Verifier,
+        memo_max: int = 8192,
+    ) -> None:
         self.validators = validators
         self.chain_id = chain_id
         self.leader = leader
@@ -144,8 +154,9 @@ class CertChecker:
             self._ok.clear()
         self._ok[cert] = None
 
-    def signers_ok(self, signers: Sequence[int], sigs: Sequence[bytes], domain: str,
-                   payload: Any) -> str | None:
+    def signers_ok(
+        self, signers: Sequence[int], sigs: Sequence[bytes], domain: str, payload: Any
+    ) -> str | None:
         """Known, strictly ascending signers with stake >= Q, every sig valid on one payload."""
         if len(signers) != len(sigs) or not signers:
             return "invalid_cert"
@@ -220,8 +231,9 @@ class CertChecker:
             return "invalid_tc"
         keys = self.validators.keys
         for group in groups:
-            message = statement_bytes(D_TIMEOUT, self.chain_id,
-                                 [round_, group.high_qc_round, group.high_tip_round])
+            message = statement_bytes(
+                D_TIMEOUT, self.chain_id, [round_, group.high_qc_round, group.high_tip_round]
+            )
             for signer, sig in zip(group.signers, group.sigs, strict=True):
                 if not self.verifier.verify_message(keys[signer], message, sig):
                     return "invalid_sig"
@@ -234,8 +246,13 @@ class CertChecker:
         header = tip.header
         if not self.validators.known(header.author) or header.author != self.leader(header.block_round):
             return False
-        return self.verifier.verify(self.validators.keys[header.author], D_TIP, self.chain_id,
-                                    sign_payload_tip(header), tip.leader_sig)
+        return self.verifier.verify(
+            self.validators.keys[header.author],
+            D_TIP,
+            self.chain_id,
+            sign_payload_tip(header),
+            tip.leader_sig,
+        )
 
     def check_tip(self, tip: Tip) -> str | None:
         if tip in self._ok:

@@ -15,7 +15,6 @@ class CommitMixin(CoreState):
         block_id = block.block_id
         if self.tree.has(block_id):
             return
-        parent_id = block.tip.header.parent_qc.block_id
         linked, invalid = self.tree.add(block)
         if not self.tree.has(block_id):
             return  # a fork below the root
@@ -76,8 +75,11 @@ class CommitMixin(CoreState):
         self._deliver(deliveries)
 
     def _finalize(self, new_root: bytes, proof: tuple[QC, QC]) -> list[Delivery]:
-        before = {block_id: self.tree.blocks[block_id] for block_id in self.spec_final
-                  if block_id in self.tree.blocks}
+        before = {
+            block_id: self.tree.blocks[block_id]
+            for block_id in self.spec_final
+            if block_id in self.tree.blocks
+        }
         finalized, pruned = self.tree.finalize(new_root)
         deliveries: list[Delivery] = []
         for block in finalized:
@@ -100,8 +102,11 @@ class CommitMixin(CoreState):
                 self._broadcast(EvidenceQuery(anchor_block.tip), local=False)
         root_round = self.root_round
         self.my_votes = {r: b for r, b in self.my_votes.items() if r >= root_round}
-        self.qcs_by_block = {block_id: by_round for block_id, by_round in self.qcs_by_block.items()
-                             if max(by_round) >= root_round and block_id not in self.tree.committed}
+        self.qcs_by_block = {
+            block_id: by_round
+            for block_id, by_round in self.qcs_by_block.items()
+            if max(by_round) >= root_round and block_id not in self.tree.committed
+        }
         self.evidence.prune(root_round - self.params.evidence_window)
         self._dirty = True
         return deliveries

@@ -39,14 +39,31 @@ LOCAL_DELIVERIES_MAX = 100_000
 class MonadCore(PacemakerMixin, VotingMixin, ProposerMixin, CommitMixin, SyncMixin):
     """One validator's MonadBFT core. See the package docstring for the contract."""
 
-    def __init__(self, index: int, key: SigningKey, validators: ValidatorSet, chain_id: str,
-                 params: Params | None = None, *, leader: LeaderFn | None = None,
-                 verifier: Verifier | None = None, payload_source: PayloadSource | None = None,
-                 checkpoint: Checkpoint | None = None, blocks: Iterable[Block] = ()) -> None:
+    def __init__(
+        self,
+        index: int,
+        key: SigningKey,
+        validators: ValidatorSet,
+        chain_id: str,
+        params: Params | None = None,
+        *,
+        leader: LeaderFn | None = None,
+        verifier: Verifier | None = None,
+        payload_source: PayloadSource | None = None,
+        checkpoint: Checkpoint | None = None,
+        blocks: Iterable[Block] = (),
+    ) -> None:
         params = params or Params()
-        super().__init__(index, key, validators, chain_id, params,
-                         leader or make_leader(validators, chain_id, params.leader_election),
-                         verifier or Verifier(), payload_source)
+        super().__init__(
+            index,
+            key,
+            validators,
+            chain_id,
+            params,
+            leader or make_leader(validators, chain_id, params.leader_election),
+            verifier or Verifier(),
+            payload_source,
+        )
         self._handlers: dict[type, Callable[[int, Any], None]] = {
             Proposal: self.on_proposal,
             VoteMsg: self.on_vote,

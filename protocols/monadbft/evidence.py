@@ -33,8 +33,15 @@ LEADER_KINDS = ("EQUIVOCATION_HEADER", "EQUIVOCATION_PROPOSAL")
 def statement_round(domain: str, payload: bytes) -> int | None:
     """The round a signed payload speaks about, or None if it does not parse."""
     try:
-        value = msgpack.unpackb(payload, raw=False, max_bin_len=len(payload), max_str_len=len(payload),
-                                max_array_len=len(payload), max_map_len=0, max_ext_len=0)
+        value = msgpack.unpackb(
+            payload,
+            raw=False,
+            max_bin_len=len(payload),
+            max_str_len=len(payload),
+            max_array_len=len(payload),
+            max_map_len=0,
+            max_ext_len=0,
+        )
     except Exception:  # noqa: BLE001 - any malformed payload is simply not a statement
         return None
     if type(value) is not list or len(value) < 2:
@@ -44,8 +51,9 @@ def statement_round(domain: str, payload: bytes) -> int | None:
     return found if type(found) is int else None
 
 
-def verify_evidence(proof: EvidenceProof, validators: ValidatorSet, chain_id: str,
-                    verifier: Verifier | None = None) -> bool:
+def verify_evidence(
+    proof: EvidenceProof, validators: ValidatorSet, chain_id: str, verifier: Verifier | None = None
+) -> bool:
     """Valid iff both sigs verify for the offender, same (expected) domain and round, payloads differ."""
     domain = KIND_DOMAIN.get(proof.kind)
     if domain is None or not validators.known(proof.offender):
@@ -72,8 +80,9 @@ class EvidenceIndex:
         self._first: dict[tuple[str, int, int], tuple[Any, Any, bytes]] = {}
         self.held: dict[tuple[str, int, int], EvidenceProof] = {}
 
-    def note(self, kind: str, signer: int, round_: int, value: Any, payload: Any,
-             sig: bytes) -> EvidenceProof | None:
+    def note(
+        self, kind: str, signer: int, round_: int, value: Any, payload: Any, sig: bytes
+    ) -> EvidenceProof | None:
         """Record a verified statement; a different `value` under the same key gives new evidence."""
         key = (kind, signer, round_)
         first = self._first.get(key)
@@ -83,9 +92,13 @@ class EvidenceIndex:
         if first[0] == value or key in self.held:
             return None
         domain = KIND_DOMAIN[kind]
-        proof = EvidenceProof(kind, signer, round_,
-                              SignedStatement(domain, canonical_pack(first[1]), signer, first[2]),
-                              SignedStatement(domain, canonical_pack(payload), signer, sig))
+        proof = EvidenceProof(
+            kind,
+            signer,
+            round_,
+            SignedStatement(domain, canonical_pack(first[1]), signer, first[2]),
+            SignedStatement(domain, canonical_pack(payload), signer, sig),
+        )
         self.held[key] = proof
         return proof
 

@@ -354,8 +354,13 @@ class SignedStatement:
         _check_sig(self.sig, "statement sig")
 
 
-EVIDENCE_KINDS = ("EQUIVOCATION_HEADER", "EQUIVOCATION_PROPOSAL", "DOUBLE_VOTE", "CONFLICTING_TIMEOUT",
-                  "CONFLICTING_NE")
+EVIDENCE_KINDS = (
+    "EQUIVOCATION_HEADER",
+    "EQUIVOCATION_PROPOSAL",
+    "DOUBLE_VOTE",
+    "CONFLICTING_TIMEOUT",
+    "CONFLICTING_NE",
+)
 
 
 @message(43)
@@ -387,8 +392,19 @@ class EvidenceQuery:
     tip: Tip
 
 
-FRAME_TYPES: tuple[type, ...] = (Proposal, VoteMsg, TimeoutMsg, AdvanceRound, RoundRecovery, NoEndorseMsg,
-                                 BlockRequest, BlockResponse, TxMsg, EvidenceMsg, EvidenceQuery)
+FRAME_TYPES: tuple[type, ...] = (
+    Proposal,
+    VoteMsg,
+    TimeoutMsg,
+    AdvanceRound,
+    RoundRecovery,
+    NoEndorseMsg,
+    BlockRequest,
+    BlockResponse,
+    TxMsg,
+    EvidenceMsg,
+    EvidenceQuery,
+)
 
 # --------------------------------------------------------------------------------------------
 # Encoding, hashing and sign payloads

@@ -92,9 +92,12 @@ class PacemakerMixin(CoreState):
         info = TimeoutInfo(r, extend_qc.round, tip.header.block_round if tip is not None else 0)
         last_cert = None if extend_qc.round + 1 == r else self.high_cert
         tip_vote_sig: bytes | None = None
-        if tip is not None and self.params.fast_recovery \
-                and (self.highest_ne_round < r or tip.header.block_round == r) \
-                and self.my_votes.get(r, tip.block_id) == tip.block_id:
+        if (
+            tip is not None
+            and self.params.fast_recovery
+            and (self.highest_ne_round < r or tip.header.block_round == r)
+            and self.my_votes.get(r, tip.block_id) == tip.block_id
+        ):
             tip_vote_sig = self.sign(D_VOTE, sign_payload_vote(tip.block_id, r))
             self.my_votes[r] = tip.block_id
             self.make_durable(tip.block_id)
@@ -167,9 +170,14 @@ class PacemakerMixin(CoreState):
         if reason is not None:
             self._reject("invalid_timeout")
             return False
-        proof = self.evidence.note("CONFLICTING_TIMEOUT", m.signer, info.round,
-                                   (info.high_qc_round, info.high_tip_round),
-                                   sign_payload_timeout(info), m.sig)
+        proof = self.evidence.note(
+            "CONFLICTING_TIMEOUT",
+            m.signer,
+            info.round,
+            (info.high_qc_round, info.high_tip_round),
+            sign_payload_timeout(info),
+            m.sig,
+        )
         self._report(proof)
         return True
 

@@ -81,15 +81,22 @@ class ProposerMixin(CoreState):
         if parent_meta is None or not self.tree.is_linked(parent_qc.block_id):
             self.start_sync(parent_qc.block_id, parent_qc.signers)
             return  # retried when the parent arrives (try_propose is idempotent)
-        exclude = frozenset(tx_hash(tx) for block in self.tree.path_from_root(parent_qc.block_id)
-                            for tx in block.txs)
+        exclude = frozenset(
+            tx_hash(tx) for block in self.tree.path_from_root(parent_qc.block_id) for tx in block.txs
+        )
         params = self.params
         if self.payload_source is not None:
             txs = tuple(self.payload_source(params.max_block_txs, params.max_block_bytes, exclude))
         else:
             txs = tuple(self.pool.take(params.max_block_txs, params.max_block_bytes, exclude))
-        header = Header(r, parent_qc, self.index, parent_meta.height + 1,
-                        max(self._now, parent_meta.timestamp_ms), payload_hash_of(txs))
+        header = Header(
+            r,
+            parent_qc,
+            self.index,
+            parent_meta.height + 1,
+            max(self._now, parent_meta.timestamp_ms),
+            payload_hash_of(txs),
+        )
         tip = Tip(header, self.sign(D_TIP, sign_payload_tip(header)), fresh_cert)
         if isinstance(fresh_cert, NEC):
             self.stats.add("nec_proposals")
@@ -107,15 +114,22 @@ class ProposerMixin(CoreState):
     def on_round_recovery(self, sender: int, m: RoundRecovery) -> None:
         tc = m.tc
         extend = tc.high_extend
-        if m.proposer != self.leader(m.round) or not self.validators.known(m.proposer) \
-                or tc.round != m.round - 1 or not isinstance(extend, Tip):
+        if (
+            m.proposer != self.leader(m.round)
+            or not self.validators.known(m.proposer)
+            or tc.round != m.round - 1
+            or not isinstance(extend, Tip)
+        ):
             self._reject("invalid_recovery")
             return
         self.index_tip(extend)
         key = self.validators.keys[m.proposer]
-        if not self.verifier.verify(key, D_RECOVERY, self.chain_id,
-                                    sign_payload_recovery(m.round, tc_hash_of(tc)), m.sig) \
-                or self.certs.check_tc(tc) is not None:
+        if (
+            not self.verifier.verify(
+                key, D_RECOVERY, self.chain_id, sign_payload_recovery(m.round, tc_hash_of(tc)), m.sig
+            )
+            or self.certs.check_tc(tc) is not None
+        ):
             self._reject("invalid_recovery")
             return
         self.process_cert(tc)

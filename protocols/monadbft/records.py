@@ -41,8 +41,10 @@ class Checkpoint:
             raise ValueError("high_qc above high_cert")
         if self.high_tip is not None and self.high_tip.header.block_round <= self.high_qc.round:
             raise ValueError("high_tip not above high_qc")
-        if min(self.highest_vote, self.highest_ne_round, self.highest_propose,
-               self.highest_recovery_request) < 0:
+        if (
+            min(self.highest_vote, self.highest_ne_round, self.highest_propose, self.highest_recovery_request)
+            < 0
+        ):
             raise ValueError("negative safety counter")
         if (self.highest_ne_tip is None) != (self.highest_ne_round == 0):
             raise ValueError("highest_ne_tip must be set exactly when an NE was sent")

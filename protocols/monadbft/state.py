@@ -78,9 +78,17 @@ class Stats:
 class CoreState:
     """Fields and output helpers; the protocol rules live in the mixins that build `MonadCore`."""
 
-    def __init__(self, index: int, key: SigningKey, validators: ValidatorSet, chain_id: str,
-                 params: Params, leader: LeaderFn, verifier: Verifier,
-                 payload_source: PayloadSource | None) -> None:
+    def __init__(
+        self,
+        index: int,
+        key: SigningKey,
+        validators: ValidatorSet,
+        chain_id: str,
+        params: Params,
+        leader: LeaderFn,
+        verifier: Verifier,
+        payload_source: PayloadSource | None,
+    ) -> None:
         if not validators.known(index) or validators.keys[index] != key.public:
             raise ValueError("the signing key must be validator `index`'s key")
         self.index = index

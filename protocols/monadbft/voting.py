@@ -58,8 +58,12 @@ class VotingMixin(CoreState):
             return None if ok else "malformed_proposal"
         if tip.block_id == extend.block_id:
             return None  # re-proposal of the TC's high tip
-        if fresh and tip.fresh_cert is not None and not isinstance(tip.fresh_cert, NoTipCert) \
-                and parent.round == extend.header.parent_qc.round:
+        if (
+            fresh
+            and tip.fresh_cert is not None
+            and not isinstance(tip.fresh_cert, NoTipCert)
+            and parent.round == extend.header.parent_qc.round
+        ):
             return None  # fresh sibling justified by an NEC
         return "malformed_proposal"
 
@@ -101,17 +105,25 @@ class VotingMixin(CoreState):
             return
         block_id = tip.block_id
         handled = self.handled_proposal.get(r)
-        proof = self.evidence.note("EQUIVOCATION_PROPOSAL", p.proposer, r,
-                                   (block_id, tc_hash_of(p.last_round_tc)),
-                                   sign_payload_proposal(r, block_id, tc_hash_of(p.last_round_tc)),
-                                   p.proposer_sig)
+        proof = self.evidence.note(
+            "EQUIVOCATION_PROPOSAL",
+            p.proposer,
+            r,
+            (block_id, tc_hash_of(p.last_round_tc)),
+            sign_payload_proposal(r, block_id, tc_hash_of(p.last_round_tc)),
+            p.proposer_sig,
+        )
         self._report(proof)
         if handled is not None:
             if handled != block_id:
                 self._reject("equivocating_proposal")
                 return
-            if self.last_vote is not None and self.last_vote.vote == Vote(block_id, r) \
-                    and r == self.current_round and self.paced_vote is None:
+            if (
+                self.last_vote is not None
+                and self.last_vote.vote == Vote(block_id, r)
+                and r == self.current_round
+                and self.paced_vote is None
+            ):
                 self._send_vote(self.last_vote, self._vote_targets(r))  # re-send, never re-sign
             return
         if proof is not None:
@@ -167,8 +179,12 @@ class VotingMixin(CoreState):
         targets = self._vote_targets(r)
         pace = self.params.vote_pace_ms
         happy = tip.header.parent_qc.round + 1 == r
-        if pace > 0 and happy and self.last_vote_sent_ms is not None \
-                and self.last_vote_sent_ms + pace > self._now:
+        if (
+            pace > 0
+            and happy
+            and self.last_vote_sent_ms is not None
+            and self.last_vote_sent_ms + pace > self._now
+        ):
             self.paced_vote = PacedVote(vote, targets)
             self._set_timer(("vote", r), self.last_vote_sent_ms + pace)
             return
@@ -219,8 +235,9 @@ class VotingMixin(CoreState):
         if not self.verifier.verify(key, D_VOTE, self.chain_id, sign_payload_vote(block_id, round_), sig):
             self._reject("invalid_sig")
             return
-        proof = self.evidence.note("DOUBLE_VOTE", signer, round_, block_id,
-                                   sign_payload_vote(block_id, round_), sig)
+        proof = self.evidence.note(
+            "DOUBLE_VOTE", signer, round_, block_id, sign_payload_vote(block_id, round_), sig
+        )
         if first is not None:
             self._report(proof)
             return
@@ -273,7 +290,13 @@ class VotingMixin(CoreState):
             self._indexed_tips.clear()
         self._indexed_tips[tip] = None
         header = tip.header
-        proof = self.evidence.note("EQUIVOCATION_HEADER", header.author, header.block_round, tip.block_id,
-                                   sign_payload_tip(header), tip.leader_sig)
+        proof = self.evidence.note(
+            "EQUIVOCATION_HEADER",
+            header.author,
+            header.block_round,
+            tip.block_id,
+            sign_payload_tip(header),
+            tip.leader_sig,
+        )
         self._report(proof)
         return True

@@ -15,14 +15,14 @@ from hedgerow.protocols.monadbft import MonadCore
 from hedgerow.protocols.monadbft.messages import (
     D_PROPOSAL,
     D_TIMEOUT,
-    QC,
-    TC,
-    TimeoutInfo,
-    TimeoutMsg,
     D_TIP,
     D_VOTE,
+    QC,
+    TC,
     Header,
     Proposal,
+    TimeoutInfo,
+    TimeoutMsg,
     Tip,
     Vote,
     VoteMsg,
@@ -85,8 +85,9 @@ class Wrapper:
         sig = core.sign(D_VOTE, sign_payload_vote(block_id, round_))
         return VoteMsg(Vote(block_id, round_), core.index, sig)
 
-    def sign_proposal(self, round_: int, header: Header, fresh_cert: Any, txs: tuple[bytes, ...],
-                      tc: Any) -> Proposal:
+    def sign_proposal(
+        self, round_: int, header: Header, fresh_cert: Any, txs: tuple[bytes, ...], tc: Any
+    ) -> Proposal:
         core = self.inner
         tip = Tip(header, core.sign(D_TIP, sign_payload_tip(header)), fresh_cert)
         sig = core.sign(D_PROPOSAL, sign_payload_proposal(round_, tip.block_id, tc_hash_of(tc)))
@@ -96,8 +97,14 @@ class Wrapper:
         """A second block for the same round and parent: txs reversed, timestamp + 1."""
         header = p.tip.header
         txs = tuple(reversed(p.txs))
-        twin = Header(header.block_round, header.parent_qc, header.author, header.height,
-                      header.timestamp_ms + 1, payload_hash_of(txs))
+        twin = Header(
+            header.block_round,
+            header.parent_qc,
+            header.author,
+            header.height,
+            header.timestamp_ms + 1,
+            payload_hash_of(txs),
+        )
         return self.sign_proposal(p.proposal_round, twin, p.tip.fresh_cert, txs, p.last_round_tc)
 
 
@@ -126,9 +133,13 @@ class EagerTimeoutSilentLeader(SilentLeader):
     def outgoing(self, actions: list[Any], now: int) -> list[Any]:
         out = []
         for action in super().outgoing(actions, now):
-            if isinstance(action, SetTimer) and isinstance(action.timer, tuple) and action.timer[0] == "round" \
-                    and self.inner.leader(action.timer[1]) == self.inner.index \
-                    and action.timer[1] not in self.hurried:
+            if (
+                isinstance(action, SetTimer)
+                and isinstance(action.timer, tuple)
+                and action.timer[0] == "round"
+                and self.inner.leader(action.timer[1]) == self.inner.index
+                and action.timer[1] not in self.hurried
+            ):
                 self.hurried.add(action.timer[1])
                 action = SetTimer(action.timer, now)
             out.append(action)
@@ -141,8 +152,14 @@ class Equivocator(Wrapper):
 
     name = "equivocator"
 
-    def __init__(self, inner: MonadCore, first: tuple[int, ...], second: tuple[int, ...],
-                 rounds: set[int] | None = None, vote: bool = False) -> None:
+    def __init__(
+        self,
+        inner: MonadCore,
+        first: tuple[int, ...],
+        second: tuple[int, ...],
+        rounds: set[int] | None = None,
+        vote: bool = False,
+    ) -> None:
         super().__init__(inner)
         self.first = first
         self.second = second
@@ -167,7 +184,13 @@ class Equivocator(Wrapper):
         out: list[Any] = []
         for action in actions:
             proposal = self.own_proposal(action)
-            if proposal is not None and isinstance(action, Broadcast) and self._targets(proposal.proposal_round):
+            fresh = proposal is not None and proposal.tip.header.block_round == proposal.proposal_round
+            if (
+                proposal is not None
+                and fresh
+                and isinstance(action, Broadcast)
+                and self._targets(proposal.proposal_round)
+            ):
                 other = self.sibling(proposal)
                 self.siblings[proposal.proposal_round] = (proposal.tip.block_id, other.tip.block_id)
                 out.extend(Send(v, proposal) for v in self.first if v != self.inner.index)
@@ -182,7 +205,9 @@ class DoubleVoter(Wrapper):
 
     name = "double-voter"
 
-    def __init__(self, inner: MonadCore, rounds: set[int] | None = None, forged_id: bytes | None = None) -> None:
+    def __init__(
+        self, inner: MonadCore, rounds: set[int] | None = None, forged_id: bytes | None = None
+    ) -> None:
         super().__init__(inner)
         self.rounds = rounds
         self.forged_id = forged_id
@@ -192,7 +217,11 @@ class DoubleVoter(Wrapper):
         for action in actions:
             out.append(action)
             vote = self.own_vote(action)
-            if vote is not None and isinstance(action, Send) and (self.rounds is None or vote.vote.round in self.rounds):
+            if (
+                vote is not None
+                and isinstance(action, Send)
+                and (self.rounds is None or vote.vote.round in self.rounds)
+            ):
                 forged = self.forged_id or bytes(reversed(vote.vote.block_id))
                 out.append(Send(action.to, self.sign_vote(forged, vote.vote.round)))
         return out
@@ -221,9 +250,17 @@ class TailForker(Wrapper):
             if grand is None:
                 out.append(action)
                 continue
-            header = Header(proposal.proposal_round, grand_qc, core.index, grand.height + 1,
-                            max(now, grand.timestamp_ms), payload_hash_of(proposal.txs))
-            out.append(Broadcast(self.sign_proposal(proposal.proposal_round, header, None, proposal.txs, None)))
+            header = Header(
+                proposal.proposal_round,
+                grand_qc,
+                core.index,
+                grand.height + 1,
+                max(now, grand.timestamp_ms),
+                payload_hash_of(proposal.txs),
+            )
+            out.append(
+                Broadcast(self.sign_proposal(proposal.proposal_round, header, None, proposal.txs, None))
+            )
         return out
 
 
@@ -235,8 +272,9 @@ BEHAVIOURS = {
 }
 
 
-def sign_timeout(core: MonadCore, round_: int, extend: Tip | QC, last_round_cert: QC | TC | None,
-                 tip_vote: bool = False) -> TimeoutMsg:
+def sign_timeout(
+    core: MonadCore, round_: int, extend: Tip | QC, last_round_cert: QC | TC | None, tip_vote: bool = False
+) -> TimeoutMsg:
     """A TimeoutMsg of `round_` reporting `extend`, signed with the core's key (no state change)."""
     if isinstance(extend, QC):
         info = TimeoutInfo(round_, extend.round, 0)
@@ -245,9 +283,17 @@ def sign_timeout(core: MonadCore, round_: int, extend: Tip | QC, last_round_cert
     tip_vote_sig = None
     if tip_vote and isinstance(extend, Tip):
         tip_vote_sig = core.sign(D_VOTE, sign_payload_vote(extend.block_id, round_))
-    return TimeoutMsg(info, core.index, core.sign(D_TIMEOUT, sign_payload_timeout(info)), extend,
-                      tip_vote_sig, last_round_cert)
+    return TimeoutMsg(
+        info,
+        core.index,
+        core.sign(D_TIMEOUT, sign_payload_timeout(info)),
+        extend,
+        tip_vote_sig,
+        last_round_cert,
+    )
 
 
 def strip_tip_vote(message: TimeoutMsg) -> TimeoutMsg:
-    return TimeoutMsg(message.info, message.signer, message.sig, message.high_extend, None, message.last_round_cert)
+    return TimeoutMsg(
+        message.info, message.signer, message.sig, message.high_extend, None, message.last_round_cert
+    )

@@ -72,8 +72,14 @@ ActionObserver = Callable[[Node, Any], None]
 
 
 class Simulator:
-    def __init__(self, seed: int, nodes: list[Node], network: Network,
-                 describe: Callable[[object], str] | None = None, keep_trace: bool = False) -> None:
+    def __init__(
+        self,
+        seed: int,
+        nodes: list[Node],
+        network: Network,
+        describe: Callable[[object], str] | None = None,
+        keep_trace: bool = False,
+    ) -> None:
         self.seed = seed
         self.rng = random.Random(seed)
         self.nodes = nodes
@@ -238,8 +244,13 @@ class Simulator:
             observer(handled)
         return True
 
-    def run(self, *, until_ms: int | None = None, max_steps: int | None = None,
-            stop: Callable[[], bool] | None = None) -> str:
+    def run(
+        self,
+        *,
+        until_ms: int | None = None,
+        max_steps: int | None = None,
+        stop: Callable[[], bool] | None = None,
+    ) -> str:
         """Run until the queue empties, `until_ms`, `max_steps` events, or `stop()` holds."""
         while True:
             if stop is not None and stop():

@@ -12,8 +12,8 @@ from hedgerow.protocols.actions import Broadcast, Deliver, Evidence, Send
 from hedgerow.protocols.crypto import SigningKey
 from hedgerow.protocols.monadbft import (
     QC,
-    AdvanceRound,
     TC,
+    AdvanceRound,
     Block,
     Checkpoint,
     Finalized,
@@ -89,7 +89,9 @@ def describe(item: object) -> str:
     if isinstance(item, VoteMsg):
         return f"Vote r{item.vote.round} s{item.signer} {item.vote.block_id.hex()[:8]}"
     if isinstance(item, TimeoutMsg):
-        return f"Timeout r{item.info.round} s{item.signer} {item.info.high_qc_round}/{item.info.high_tip_round}"
+        return (
+            f"Timeout r{item.info.round} s{item.signer} {item.info.high_qc_round}/{item.info.high_tip_round}"
+        )
     if isinstance(item, NoEndorseMsg):
         return f"NE r{item.round} s{item.signer}"
     return type(item).__name__
@@ -143,9 +145,13 @@ class MonadSim:
         self.sim = Simulator(seed, nodes, setup.network, describe=describe, keep_trace=keep_trace)
         self.certs = CertChecker(self.validators, CHAIN_ID, self.leader, self.verifier)
         self.checker = InvariantChecker(
-            stakes={v: s for v, s in enumerate(stakes)}, quorum=self.validators.quorum, leader=self.leader,
-            qc_verifier=self._qc_ok, exempt_signers=set(setup.twins) | setup.unchecked_signers,
-            check_validity=setup.check_validity)
+            stakes={v: s for v, s in enumerate(stakes)},
+            quorum=self.validators.quorum,
+            leader=self.leader,
+            qc_verifier=self._qc_ok,
+            exempt_signers=set(setup.twins) | setup.unchecked_signers,
+            check_validity=setup.check_validity,
+        )
         self.block_info: dict[bytes, tuple[int, int]] = {}  # id -> (block_round, parent qc round)
         self.counts: dict[str, int] = {}
         self.tc_rounds: set[int] = set()
@@ -179,12 +185,21 @@ class MonadSim:
         sim.step_observers.append(self._after_step)
 
     # ------------------------------------------------------------------ construction
-    def make_core(self, node: Node, checkpoint: Checkpoint | None = None,
-                  blocks: list[Block] | None = None) -> MonadCore:
+    def make_core(
+        self, node: Node, checkpoint: Checkpoint | None = None, blocks: list[Block] | None = None
+    ) -> MonadCore:
         params = self.setup.params_by_iid.get(node.iid, self.setup.params)
-        return MonadCore(node.validator, key_of(node.validator), self.validators, CHAIN_ID, params,
-                         leader=self.leader, verifier=self.verifier, checkpoint=checkpoint,
-                         blocks=blocks or ())
+        return MonadCore(
+            node.validator,
+            key_of(node.validator),
+            self.validators,
+            CHAIN_ID,
+            params,
+            leader=self.leader,
+            verifier=self.verifier,
+            checkpoint=checkpoint,
+            blocks=blocks or (),
+        )
 
     def _wrap(self, node: Node, core: MonadCore) -> Any:
         wrapper = self.setup.wrappers.get(node.iid)
@@ -257,16 +272,24 @@ class MonadSim:
         core = self.core(node)
         self.handling[node.iid] = payload
         self._pre_high_qc[node.iid] = core.high_qc.round
-        if kind == TIMER and isinstance(payload, tuple) and payload[0] == "round" \
-                and payload[1] == core.current_round and node.honest:
+        if (
+            kind == TIMER
+            and isinstance(payload, tuple)
+            and payload[0] == "round"
+            and payload[1] == core.current_round
+            and node.honest
+        ):
             round_ = payload[1]
             self.timer_firings.append((node.iid, round_, self.sim.now))
             if node.checked:
                 entered = self.round_entered_at[node.iid].get(round_, 0)
                 leader = self.leader(round_)
-                strict = (self.strict_liveness_from_ms is not None and entered >= self.strict_liveness_from_ms
-                          and leader not in self.faulty_leaders
-                          and all(n.alive for n in self.nodes if n.validator == leader))
+                strict = (
+                    self.strict_liveness_from_ms is not None
+                    and entered >= self.strict_liveness_from_ms
+                    and leader not in self.faulty_leaders
+                    and all(n.alive for n in self.nodes if n.validator == leader)
+                )
                 self.checker.round_timer_fired(node.name, round_, self.sim.now, strict)
 
     def _after_step(self, node: Node | None) -> None:
@@ -281,8 +304,9 @@ class MonadSim:
             self._rounds[node.iid] = round_
             self.round_entered_at[node.iid][round_] = self.sim.now
             cause = self.handling.get(node.iid)
-            self.entered_via[(node.iid, round_)] = type(cause).__name__ if not isinstance(cause, tuple) \
-                else f"timer:{cause[0]}"
+            self.entered_via[(node.iid, round_)] = (
+                type(cause).__name__ if not isinstance(cause, tuple) else f"timer:{cause[0]}"
+            )
             if node.checked:
                 self.checker.round_entered(node.name, round_, self.sim.now)
             if isinstance(core.high_cert, TC) and core.high_cert.round == round_ - 1 and node.honest:
@@ -339,8 +363,9 @@ class MonadSim:
             self._observe_timeout(node, message)
         elif isinstance(message, NoEndorseMsg) and message.signer == v and node.honest:
             self._check_persisted(node, "ne", message.round)
-            self.checker.signed(v, "ne", message.round, message.tip_qc_round,
-                                tip=self.core(node).highest_ne_tip, time_ms=now)
+            self.checker.signed(
+                v, "ne", message.round, message.tip_qc_round, tip=self.core(node).highest_ne_tip, time_ms=now
+            )
         elif isinstance(message, RoundRecovery) and message.proposer == v and node.honest:
             self._check_persisted(node, "recovery", message.round)
         elif isinstance(message, BlockResponse):
@@ -365,12 +390,20 @@ class MonadSim:
         if self._timeouts_seen.get((node.validator, info.round)) == message:
             return  # a re-broadcast of the same bytes (timer re-arm, restart)
         self._timeouts_seen[(node.validator, info.round)] = message
-        self.checker.signed(v, "timeout", info.round, (info.high_qc_round, info.high_tip_round),
-                            time_ms=self.sim.now)
-        floor = max(rank_qc(QC(b"", self._pre_high_qc.get(node.iid, 0), (), ())),
-                    self._last_vote_rank.get(node.iid, (0, 0, 0)))
-        self.checker.timeout_sent(node.name, info.round, rank_info(info.high_qc_round, info.high_tip_round),
-                                  floor, time_ms=self.sim.now)
+        self.checker.signed(
+            v, "timeout", info.round, (info.high_qc_round, info.high_tip_round), time_ms=self.sim.now
+        )
+        floor = max(
+            rank_qc(QC(b"", self._pre_high_qc.get(node.iid, 0), (), ())),
+            self._last_vote_rank.get(node.iid, (0, 0, 0)),
+        )
+        self.checker.timeout_sent(
+            node.name,
+            info.round,
+            rank_info(info.high_qc_round, info.high_tip_round),
+            floor,
+            time_ms=self.sim.now,
+        )
 
     def _check_persisted(self, node: Node, kind: str, round_: int, block_id: bytes | None = None) -> None:
         """Persist before send: the store's latest Checkpoint already covers this statement."""
@@ -378,7 +411,10 @@ class MonadSim:
         ok = checkpoint is not None
         if checkpoint is not None:
             if kind == "vote":
-                ok = checkpoint.highest_vote >= round_ and checkpoint.my_votes.get(round_, block_id) == block_id
+                ok = (
+                    checkpoint.highest_vote >= round_
+                    and checkpoint.my_votes.get(round_, block_id) == block_id
+                )
             elif kind == "timeout":
                 ok = checkpoint.highest_vote >= round_ and checkpoint.last_timeout is not None
             elif kind == "proposal":
@@ -388,8 +424,12 @@ class MonadSim:
             elif kind == "recovery":
                 ok = checkpoint.highest_recovery_request >= round_
         if not ok:
-            violation = Violation("persist_before_send", f"{kind} of round {round_} left before its Checkpoint",
-                                  node.name, self.sim.now)
+            violation = Violation(
+                "persist_before_send",
+                f"{kind} of round {round_} left before its Checkpoint",
+                node.name,
+                self.sim.now,
+            )
             self.persist_violations.append(violation)
             self.checker.violations.append(violation)
 
@@ -402,9 +442,17 @@ class MonadSim:
         now = self.sim.now
         if isinstance(value, Finalized):
             self._count("finalized_events")
-            self.checker.finalized(node.name, header.height, block.block_id, header.parent_qc.block_id,
-                                   header.block_round, header.author, [tx_hash(tx) for tx in block.txs],
-                                   [qc_dict(qc) for qc in value.proof], time_ms=now)
+            self.checker.finalized(
+                node.name,
+                header.height,
+                block.block_id,
+                header.parent_qc.block_id,
+                header.block_round,
+                header.author,
+                [tx_hash(tx) for tx in block.txs],
+                [qc_dict(qc) for qc in value.proof],
+                time_ms=now,
+            )
         elif isinstance(value, Voted):
             self.voted_ids.add(block.block_id)
             anchor = self._anchor(node, value.anchor)

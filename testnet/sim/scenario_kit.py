@@ -19,8 +19,13 @@ from hedgerow.testnet.sim.engine import DROP, Node, Simulator
 from hedgerow.testnet.sim.monadbft_harness import MonadSim
 
 KINDS: dict[str, type] = {
-    "proposal": Proposal, "vote": VoteMsg, "timeout": TimeoutMsg, "advance": AdvanceRound,
-    "recovery": RoundRecovery, "ne": NoEndorseMsg, "response": BlockResponse,
+    "proposal": Proposal,
+    "vote": VoteMsg,
+    "timeout": TimeoutMsg,
+    "advance": AdvanceRound,
+    "recovery": RoundRecovery,
+    "ne": NoEndorseMsg,
+    "response": BlockResponse,
 }
 A, B, C, D = 0, 1, 2, 3
 
@@ -47,9 +52,16 @@ class Outcome:
         return min(steps) if steps else self.steps
 
     def to_dict(self) -> dict[str, Any]:
-        return {"scenario": self.scenario, "seed": self.seed, "summary": self.summary,
-                "violations": self.violations, "failed": self.failed, "notes": self.notes,
-                "trace_hash": self.trace_hash, "steps": self.steps}
+        return {
+            "scenario": self.scenario,
+            "seed": self.seed,
+            "summary": self.summary,
+            "violations": self.violations,
+            "failed": self.failed,
+            "notes": self.notes,
+            "trace_hash": self.trace_hash,
+            "steps": self.steps,
+        }
 
 
 class Expect:
@@ -83,11 +95,17 @@ def sender_round(mon: MonadSim, node: Node) -> int:
     return mon.core(node).current_round
 
 
-def rule(mon: MonadSim, *, src: Iterable[int] | None = None, dst: Iterable[int] | None = None,
-         kinds: Iterable[str] | None = None, rounds: Iterable[int] | None = None,
-         when: Callable[[Node, Node, object], bool] | None = None,
-         delay_ms: int | None = None, active: Callable[[], bool] | None = None,
-         ) -> Callable[[Simulator, Node, Node, object], Any]:
+def rule(
+    mon: MonadSim,
+    *,
+    src: Iterable[int] | None = None,
+    dst: Iterable[int] | None = None,
+    kinds: Iterable[str] | None = None,
+    rounds: Iterable[int] | None = None,
+    when: Callable[[Node, Node, object], bool] | None = None,
+    delay_ms: int | None = None,
+    active: Callable[[], bool] | None = None,
+) -> Callable[[Simulator, Node, Node, object], Any]:
     """Drop (or delay by `delay_ms`) messages from validators `src` to `dst` of `kinds`, sent while
     the sender is in one of `rounds`, optionally only while `active()` holds."""
     srcs = set(src) if src is not None else None
@@ -114,17 +132,27 @@ def rule(mon: MonadSim, *, src: Iterable[int] | None = None, dst: Iterable[int] 
     return apply
 
 
-def outcome(name: str, seed: int, mon: MonadSim, expect: Expect, notes: dict[str, Any] | None = None) -> Outcome:
+def outcome(
+    name: str, seed: int, mon: MonadSim, expect: Expect, notes: dict[str, Any] | None = None
+) -> Outcome:
     violations = mon.finish()
     steps = mon.violation_steps + [mon.sim.steps] * (len(violations) - len(mon.violation_steps))
     return Outcome(
-        scenario=name, seed=seed, summary=mon.summary(),
+        scenario=name,
+        seed=seed,
+        summary=mon.summary(),
         violations=[dict(v.to_dict(), step=step) for v, step in zip(violations, steps, strict=True)],
-        failed=list(expect.failed), notes=notes or {}, trace_hash=mon.sim.trace_hash, steps=mon.sim.steps)
+        failed=list(expect.failed),
+        notes=notes or {},
+        trace_hash=mon.sim.trace_hash,
+        steps=mon.sim.steps,
+    )
 
 
 def reached(expect: Expect, mon: MonadSim, how: str, round_: int) -> None:
-    expect.true(how in ("stop",), f"did not reach round {round_} (stopped: {how}, at round {mon.min_round()})")
+    expect.true(
+        how in ("stop",), f"did not reach round {round_} (stopped: {how}, at round {mon.min_round()})"
+    )
 
 
 def finalized_at(mon: MonadSim, iid: int) -> list[bytes]:
@@ -162,13 +190,21 @@ class LatencyProbe:
                     self.proposed.setdefault(p.tip.block_id, (p.proposal_round, mon.sim.now))
             elif isinstance(action, Deliver):
                 value = action.value
-                table = self.voted if isinstance(value, Voted) else self.final if isinstance(value, Finalized) else None
+                table = (
+                    self.voted
+                    if isinstance(value, Voted)
+                    else self.final
+                    if isinstance(value, Finalized)
+                    else None
+                )
                 if table is not None:
                     table.setdefault(value.block.block_id, {}).setdefault(node.iid, mon.sim.now)
 
         mon.sim.action_observers.append(observe)
 
-    def latencies(self, table: dict[bytes, dict[int, int]], round_from: int, round_to: int) -> list[list[int]]:
+    def latencies(
+        self, table: dict[bytes, dict[int, int]], round_from: int, round_to: int
+    ) -> list[list[int]]:
         """Per block (in round order), the sorted latencies in ms at every node."""
         rows = []
         for block_id, (round_, sent) in sorted(self.proposed.items(), key=lambda item: item[1]):
