@@ -351,7 +351,7 @@ def newton_cli(args: Any, dtype_name: str) -> int:
         "worker": cluster.workers[outcome.worker].name if outcome is not None and outcome.worker is not None
         else None,
         "attempts": [[cluster.workers[i].name, how] for i, how in run.attempts],
-        "reassignments": sum(1 for _, how in run.attempts if how == "assigned") - 1,
+        "reassignments": sum(1 for _, how in run.attempts if how == "assigned") - (1 if return_states else 2),
         "rejected_replies": run.faults,
         "worker_wall_s": reply.wall_ms / 1000.0 if reply is not None else None,
         "wall_s": run.wall_s,
