@@ -222,6 +222,9 @@ def register(verbs: Any) -> None:
     )
     p.add_argument("args", nargs="*", metavar="KEY=VALUE", help="e.g. holder=HEX, id=3, agent=@alice")
     p.set_defaults(handler=run_query)
+    from hedgerow.node.cmd_submit import register_submit
+
+    register_submit(kinds)  # `hedgerow tx submit`: raw signed tx bytes (node issue)
 
 
 def _swap_terms(parser: argparse.ArgumentParser) -> None:

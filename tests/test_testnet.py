@@ -8,6 +8,7 @@ the time budget on 2 cores; each step waits on conditions with deadlines, never 
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -23,6 +24,7 @@ import pytest
 import trio
 
 from hedgerow.net.transport import Transport
+from hedgerow.node.app_kv import make_tx
 from hedgerow.node.config import load_node_config
 from hedgerow.node.errors import ConfigError
 from hedgerow.node.follower import Follower, SyncRejected
@@ -84,6 +86,31 @@ def test_four_validators_commit_1000_txs_identically(testnet: Testnet) -> None:
     _agree(testnet, VALIDATORS, top)
     infos = [testnet.call(n, "query", path="info", args={}) for n in VALIDATORS]
     assert all(info["executed"] >= 1000 for info in infos)
+
+
+def _hedgerow(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "hedgerow.node.cli", *args], capture_output=True, text=True,
+                          timeout=60)
+
+
+def test_cli_tx_submit_waits_and_status_reports(testnet: Testnet) -> None:
+    home = testnet.nodes["v2"].home
+    key = SigningKey.from_label("cli-user")
+    tx = make_tx(key, testnet.chain_id, 0, body=[b"cli", b"hello"])
+    done = _hedgerow("tx", "submit", "--home", home, "--tx", tx.hex(), "--wait", "final", "--json")
+    assert done.returncode == 0, done.stderr
+    answer = json.loads(done.stdout)
+    assert answer["status"] == "final" and answer["tx_result"] == [0, ""] and answer["height"] >= 1
+    again = _hedgerow("tx", "submit", "--home", home, "--tx", tx.hex(), "--wait", "final")
+    assert again.returncode == 1 and "duplicate" in again.stderr, "a committed tx is refused, one line"
+    status = json.loads(_hedgerow("status", "--home", home, "--json").stdout)
+    assert status["height"] >= answer["height"] and status["role"] == "validator"
+    listed = json.loads(_hedgerow("testnet", "status", "--dir", str(testnet.dir), "--json").stdout)
+    assert {n["name"] for n in listed["nodes"]} >= set(VALIDATORS)
+    fields = {"name", "pid", "role", "height", "round", "peers", "alive"}
+    assert all(fields <= set(n) for n in listed["nodes"])
+    value = testnet.call("v2", "query", path="get", args={"key": b"cli"})
+    assert value["value"] == b"hello"
 
 
 def test_unknown_key_kept_out_and_malformed_frame_counted(testnet: Testnet) -> None:
