@@ -178,6 +178,7 @@ class RoundsActor:
         return RoundMachine(algorithm, index, inputs[index], instance=instance, config=config)
 
     async def _restore(self, instance: int, spec_bytes: bytes, record_bytes: bytes | None) -> None:
+        from hedgerow.protocols.heardof.algorithms import NONE
         from hedgerow.protocols.heardof.messages import HoRecord
 
         spec = msgpack.unpackb(spec_bytes, raw=False)
@@ -190,6 +191,8 @@ class RoundsActor:
         else:
             actions = machine.resume(decode(record_bytes, expected=HoRecord), now)
             self.counters["resumed"] += 1
+            if machine.decision is not NONE:  # decided before the restart: the record holds it
+                inst.decision, inst.delivered, inst.decided_at = machine.decision, True, now
             log.warning("event=rounds_resumed instance=%d round=%d", instance, machine.round)
         await self._execute(inst, actions)
         await self._drain_pending(instance, inst)

@@ -5,7 +5,8 @@
 - S6 (spec heardof.md §9): a node is SIGKILLed in the middle of a LastVoting instance (it entered
   round 0, persisted and sent its messages, its peer already heard it); restarted, it resumes from
   its fsynced HoRecord, resends byte-identical round messages (its peer counts a duplicate, never a
-  conflicting one), and every node decides the same value.
+  conflicting one), and every node decides the same value; killed again after deciding, it comes
+  back with the same decision.
 
 One module-scoped testnet; every wait is a condition with a deadline.
 """
@@ -94,3 +95,8 @@ def test_s6_restart_mid_last_voting(testnet: Testnet) -> None:
         assert all(len(ho) >= 3 for ho in status["trace"])
     victim_status = _status(testnet, victim, instance)
     assert victim_status is not None and victim_status["resumed"] is True
+    # Killed again after deciding: the decision comes back from its record, unchanged.
+    testnet.kill(victim)
+    testnet.start(victim)
+    again = wait_until(lambda: _status(testnet, victim, instance), 40, f"{victim} to resume again")
+    assert again["resumed"] is True and again["decided"] is True and again["decision"] in decisions
