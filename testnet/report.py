@@ -39,7 +39,7 @@ def summary_table(results: list[ScenarioResult]) -> Any:
                 len(r.perturbations),
                 r.submitted,
                 r.acknowledged,
-                r.committed,
+                f"{r.committed}" + (f" (+{r.duplicates} dup)" if r.duplicates else ""),
                 f"{r.max_commit_gap_s:.1f}",
                 resumed,
                 len(r.violations),

@@ -170,6 +170,12 @@ def run_scenario(
     for name in scenario.byzantine_nodes():
         testnet.record(name)
     running = [n for n in validators if n in testnet.running()]
+    apps = {str(testnet.call(n, "status").get("app")) for n in running}
+    if apps != {"grassroots"}:
+        raise UsageError(
+            f"scenarios drive a grassroots load; this testnet runs {sorted(apps)} "
+            "(hedgerow testnet up --app grassroots)"
+        )
     start_height = max([perturber.height(n) for n in running] + [0])
     wait_until(
         lambda: all(perturber.height(n) > start_height for n in running),
@@ -243,7 +249,7 @@ def run_scenario(
             )
         )
     result.heights = {n: len(c) for n, c in evidence.chains.items()}
-    result.duplicates = duplicates(evidence)
+    result.duplicates = duplicates(evidence, start_height)
     if restore:
         result.restored = perturber.restore()
     result.wall_s = time.monotonic() - started

@@ -178,10 +178,11 @@ def longest(evidence: Evidence) -> list[ChainBlock]:
     return max(evidence.chains.values(), key=len, default=[])
 
 
-def duplicates(evidence: Evidence) -> int:
-    """Txs included in more than one block of the longest honest chain."""
+def duplicates(evidence: Evidence, above: int = 0) -> int:
+    """Txs of blocks above height `above` included more than once in the longest honest chain."""
     seen: Counter[bytes] = Counter(tx_hash(tx) for block in longest(evidence) for tx in block.txs)
-    return sum(1 for count in seen.values() if count > 1)
+    mine = {tx_hash(tx) for block in longest(evidence) if block.height > above for tx in block.txs}
+    return sum(1 for digest in mine if seen[digest] > 1)
 
 
 def _acknowledged(
