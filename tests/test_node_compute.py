@@ -5,6 +5,8 @@ connects to the nodes' compute workers as an observer peer (`hedgerow.node.job_c
   the simulator's (`GcSim`) for the same straggler pattern (the realized responders per round);
 - a worker paused (SIGSTOP) for a few rounds is a straggler, its late replies are ignored, and the
   weights still equal the simulator's for the realized pattern;
+- a worker killed and started again rejoins: it asks for the job (NeedJob), its fresh EF memory is
+  counted as a reset;
 - `hedgerow job train --dir` and `hedgerow job newton --dir` print their JSON summaries;
 - a Newton job served by a node equals the local solve (and the sequential loop), re-checked;
 - a Newton worker killed while it holds the job: the job is reassigned and still accepted.
@@ -160,6 +162,38 @@ def test_paused_worker_is_a_straggler_and_its_late_replies_are_ignored(testnet: 
     sim = SimConfig(straggler="bernoulli", p=0.5, tau_s=0.01)
     replay = PatternSim(job, cfg, problem.initial_weights(), sim, problem=problem, pattern=pattern).run()
     assert np.array_equal(replay.w, run.w)
+
+
+def test_restarted_worker_rejoins_with_fresh_error_feedback_memory(testnet: Testnet) -> None:
+    setup = _setup(rounds=20)
+    problem = build_problem(setup)
+    job, cfg = replace(setup.job_spec(), job_id=os.urandom(16)), setup.gc_config(SimConfig())
+    cluster = cluster_from_testnet(testnet.dir)
+    victim = cluster.workers[3].name
+
+    async def go() -> GcRun:
+        with trio.fail_after(55):
+            link = PeerLink(cluster)
+            async with trio.open_nursery() as nursery:
+                await link.start(nursery, connect_timeout_s=30, at_least=4)
+
+                async def on_round(record: Any, w: Any) -> None:
+                    if record.round == 3:  # kill -9 and start again; hold the coordinator until it is back
+                        await trio.to_thread.run_sync(testnet.kill, victim)
+                        await trio.to_thread.run_sync(testnet.start, victim)
+                        while not link.is_connected(3):
+                            await trio.sleep(0.05)
+
+                run = await run_gc(link, job, cfg, problem.initial_weights(), on_round=on_round)
+                link.close()
+                nursery.cancel_scope.cancel()
+            return run
+
+    run = trio.run(go)
+    assert isinstance(run.result, GcJobResult) and len(run.history) == setup.rounds
+    assert run.counters["need_job"] >= 1  # the new process did not know the job: the spec was resent
+    assert run.counters["ef_resets"] >= 1  # its replies carry memory_epoch + 1 (fresh EF memory)
+    assert all(3 in record.responders for record in run.history[-5:])
 
 
 def _newton_job(T: int) -> tuple[Any, Any, NewtonConfig]:
