@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import signal
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -371,7 +372,15 @@ class Node:
 
     async def run(self, *, handle_signals: bool = True,
                   task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> int:
-        """Open the store, rebuild from disk, start every actor; returns the exit code."""
+        """Open the store, rebuild from disk, start every actor; returns the exit code. SIGINT and
+        SIGTERM are caught from the first line on: one arriving during start-up stops the node
+        gracefully as soon as its actors run."""
+        if not handle_signals:
+            return await self._run(None, task_status)
+        with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+            return await self._run(signals, task_status)
+
+    async def _run(self, signals: Any, task_status: trio.TaskStatus[None]) -> int:
         store = self.open_store()
         try:
             if self.role == "validator":
@@ -437,4 +446,4 @@ class Node:
         sup.add("metrics", metrics)
         sup.add("announce", announce)
         sup.on_shutdown(close_store)
-        return await sup.run(handle_signals=handle_signals)
+        return await sup.run(handle_signals=signals is not None, signals=signals)

@@ -7,6 +7,7 @@ unrelated verb modules importing cleanly. Errors print as one line, with the CLI
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -22,6 +23,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     from hedgerow.node.cmd_run import run_node
 
+    profile_path = os.environ.get("HEDGEROW_PROFILE")  # developer aid: cProfile stats on exit
+    if profile_path:
+        import cProfile
+
+        profiler = cProfile.Profile()
+        profiler.enable()
     try:
         return run_node(args)
     except HedgerowError as error:
@@ -31,6 +38,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return error.exit_code
     except KeyboardInterrupt:
         return 130
+    finally:
+        if profile_path:
+            profiler.disable()
+            profiler.dump_stats(f"{profile_path}.{os.getpid()}")
 
 
 if __name__ == "__main__":

@@ -82,7 +82,7 @@ class Supervisor:
         if self._cancel is not None:
             self._cancel.cancel()
 
-    async def run(self, *, handle_signals: bool = True) -> int:
+    async def run(self, *, handle_signals: bool = True, signals: Any = None) -> int:
         """Run until a signal, `stop()`, or a crash. Returns the exit code (0, 130); raises
         ActorCrashed when an actor failed (after the shutdown callbacks ran)."""
         crashed: list[ActorCrashed] = []
@@ -90,7 +90,9 @@ class Supervisor:
             with trio.CancelScope() as scope:
                 self._cancel = scope
                 async with trio.open_nursery() as nursery:
-                    if handle_signals:
+                    if signals is not None:
+                        nursery.start_soon(self._watch, signals, scope)
+                    elif handle_signals:
                         nursery.start_soon(self._watch_signals, scope)
                     for name, body in self.actors.items():
                         nursery.start_soon(_supervised, name, body, crashed, scope)
@@ -107,10 +109,14 @@ class Supervisor:
 
     async def _watch_signals(self, scope: trio.CancelScope) -> None:
         with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-            async for signum in signals:
-                self.stop_signal = signum
-                scope.cancel()
-                return
+            await self._watch(signals, scope)
+
+    async def _watch(self, signals: Any, scope: trio.CancelScope) -> None:
+        """`signals`: a trio signal receiver opened by the caller (possibly before start-up work)."""
+        async for signum in signals:
+            self.stop_signal = signum
+            scope.cancel()
+            return
 
 
 async def _supervised(name: str, body: Callable[[], Awaitable[None]], crashed: list[ActorCrashed],

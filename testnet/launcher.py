@@ -359,22 +359,29 @@ class Testnet:
         self.record(name).paused = False
         self.save()
 
-    def stop(self, name: str, timeout_s: float = 15.0) -> int | None:
+    def stop(self, name: str, timeout_s: float = 15.0, *, signalled: bool = False) -> int | None:
         """SIGTERM (graceful: flush, fsync, close peers), SIGKILL after `timeout_s`; returns the exit
-        code when this process started it."""
+        code when this process started it. `signalled`: SIGTERM was already sent (by `down`); a
+        second one would interrupt the graceful shutdown."""
         rec = self.record(name)
         if rec.pid is None or not pid_alive(rec.pid):
-            rec.pid = None
-            self.save()
+            if name in self._procs:
+                return self._reap(name, 1.0)
+            self._forget(name)
             return None
         if rec.paused:
             os.kill(rec.pid, signal.SIGCONT)
-        os.kill(rec.pid, signal.SIGTERM)
+        if not signalled:
+            os.kill(rec.pid, signal.SIGTERM)
         code = self._reap(name, timeout_s)
         if code is None and rec.pid is not None and pid_alive(rec.pid):
             os.kill(rec.pid, signal.SIGKILL)
             code = self._reap(name, 5.0)
         return code
+
+    def _forget(self, name: str) -> None:
+        self.record(name).pid = None
+        self.save()
 
     def _reap(self, name: str, timeout_s: float) -> int | None:
         rec = self.record(name)
@@ -399,14 +406,16 @@ class Testnet:
 
     def down(self, timeout_s: float = 15.0) -> dict[str, int | None]:
         """Stop every node gracefully (in parallel: SIGTERM all, then wait)."""
-        for rec in self.nodes.values():
+        signalled = set()
+        for name, rec in self.nodes.items():
             if rec.pid is not None and pid_alive(rec.pid):
                 if rec.paused:
                     os.kill(rec.pid, signal.SIGCONT)
                 os.kill(rec.pid, signal.SIGTERM)
+                signalled.add(name)
         codes = {}
         for name in self.nodes:
-            codes[name] = self.stop(name, timeout_s)
+            codes[name] = self.stop(name, timeout_s, signalled=name in signalled)
         self.release()
         return codes
 

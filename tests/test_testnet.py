@@ -257,3 +257,10 @@ def _follower_rejects_tampered_blocks(testnet: Testnet, home: Path) -> None:
     follower.last_block_id = None
     with pytest.raises(SyncRejected, match="height 3, want 2"):
         follower.verify_run(1, items[:1] + items[2:])
+
+
+def test_down_stops_every_node_gracefully(testnet: Testnet) -> None:
+    """Last in the module: SIGTERM to all, each exits 0 after flushing (no SIGKILL needed)."""
+    codes = testnet.down(timeout_s=20)
+    assert codes and all(code == 0 for name, code in codes.items() if name in VALIDATORS), codes
+    assert all("event=stopped" in testnet.log_tail(name) for name in VALIDATORS)
