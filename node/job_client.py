@@ -461,7 +461,8 @@ def train_cli(args: Any) -> int:
     if not args.deadline > 0:
         raise UsageError(f"--deadline must be positive, got {args.deadline}")
     setup, _ = build(args)
-    setup = replace(setup, deadline_s=args.deadline)
+    if setup.deadline_s is None or math.isfinite(setup.deadline_s):  # uncoded_wait keeps waiting for all
+        setup = replace(setup, deadline_s=args.deadline)
     cluster = cluster_of(args).first(setup.n)
     problem = build_problem(setup)
     # A fresh job id per run: workers keep a job's EF memory across a coordinator restart, so a rerun
@@ -508,7 +509,8 @@ def train_cli(args: Any) -> int:
         "bits_downlink": counters.get("bits_downlink", 0), "bytes_wire": counters.get("bytes_wire", 0),
         "stragglers_seen": straggler_count(run.history, setup.n), "late_replies": counters.get("late", 0),
         "malformed": counters.get("malformed", 0), "need_job": counters.get("need_job", 0),
-        "deadline_s": args.deadline, "early_closes": run.early_closes, "wall_s": round(run.wall_s, 3),
+        "deadline_s": cfg.deadline_s if math.isfinite(cfg.deadline_s) else None,
+        "early_closes": run.early_closes, "wall_s": round(run.wall_s, 3),
         "rounds_per_s": round(len(run.history) / max(run.wall_s, 1e-9), 2), "aborted": aborted,
     }
     if args.plot:
