@@ -182,3 +182,15 @@ def test_evidence_precedes_reassignment() -> None:
     actions = coordinator.on_message(0, forged, 1.0)
     assert isinstance(actions[0], Evidence) and isinstance(actions[2], Send) and actions[2].to == 1
     assert coordinator.rejected_by_worker[0] == 1
+
+
+def test_restarted_coordinator_reissues_open_jobs_only() -> None:
+    done, open_job = default_job(1), default_job(2)
+    coordinator = NewtonCoordinator([0, 1, 2, 3])
+    actions = coordinator.resume([done, open_job], [done.job_id], 100.0)
+    sends = [a for a in actions if isinstance(a, Send)]
+    assert [s.message.job_id for s in sends] == [open_job.job_id]
+    assert isinstance(actions[0], Persist)  # persisted before it leaves again
+    reply = serve(open_job, worker=b"0" * 32, device="cpu")
+    after = coordinator.on_message(sends[0].to, reply, 101.0)
+    assert any(isinstance(a, Deliver) and a.value.ok for a in after)

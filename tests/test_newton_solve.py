@@ -235,9 +235,9 @@ def test_estimate_lle_logistic_and_gru() -> None:
 
 def test_unguarded_deer_on_logistic_ends_without_exception() -> None:
     problem = make("logistic", T=512)
-    started = time.perf_counter()
+    started = time.process_time()  # CPU seconds: the shared CI machine's load does not count
     result = run(problem, "deer", prefix_guard=False, state_clip=math.inf)
-    assert time.perf_counter() - started < 5.0
+    assert time.process_time() - started < 5.0
     assert result.status in ("non_finite", "max_iter")
     assert result.iterations <= 513
 

@@ -126,6 +126,16 @@ class NewtonCoordinator:
             actions += self._assign(state, now)
         return actions
 
+    def resume(self, open_jobs: Sequence[NewtonJob], delivered: Sequence[bytes], now: float) -> list[Action]:
+        """After a restart (spec 4): jobs with a persisted `ResultRecord` stay delivered; every other
+        persisted job is re-issued from scratch (its old worker's late reply is then ignored)."""
+        self._done.update(delivered)
+        actions: list[Action] = []
+        for job in open_jobs:
+            if job.job_id not in self._done:
+                actions += self.submit(job, now)
+        return actions
+
     def on_message(self, sender: int, message: Any, now: float) -> list[Action]:
         if isinstance(message, NewtonReject):
             return self._on_reject(sender, message, now)

@@ -46,6 +46,8 @@ def linear_step(method: str, S: Tensor, S_prev: Tensor, F: Tensor, A: Tensor | N
     if At is None:
         raise ValueError(f"method {method} needs a transition")
     diag = method not in DENSE_METHODS
+    if not diag and At.shape[-1] == 1:  # D = 1: a 1x1 matrix is its diagonal (same math, no matmuls)
+        At, diag = At[..., 0], True
     b = offsets(At, F, S_prev, diag=diag)
     parallel = config.scan == "parallel"
     if method == "picard" and config.damping_k == 0.0 and parallel:
