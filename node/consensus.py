@@ -35,6 +35,7 @@ from hedgerow.protocols.crypto import VerifyKey
 from hedgerow.protocols.monadbft import messages as m
 from hedgerow.protocols.monadbft.params import Params, ValidatorSet
 from hedgerow.protocols.monadbft.records import Checkpoint, Finalized, SpecRevert, Voted
+from hedgerow.protocols.monadbft.txpool import tx_hash
 from hedgerow.protocols.wire import DecodeError, decode, encode
 
 if TYPE_CHECKING:
@@ -129,6 +130,7 @@ class ConsensusDriver:
         self.votes_seen: deque[tuple[int, int, bytes]] = deque(maxlen=VOTES_SEEN_MAX)
         self.persist_s: deque[float] = deque(maxlen=1000)
         self._logged: set[tuple[str, int, bytes]] = set()  # signer-log rows already durable
+        self._marked_height = 0  # finalized blocks up to here are marked in the mempool
 
     # -- construction of the core ---------------------------------------------------------------
 
@@ -153,7 +155,36 @@ class ConsensusDriver:
         self._logged = {(row.kind, row.round, row.digest) for row in await node.db(store.signed_log)}
         assert node.index is not None
         self.core = MonadCore(node.index, node.key, self.validators, node.chain_id, self.params,
-                              checkpoint=checkpoint, blocks=blocks, payload_source=node.payload_source)
+                              checkpoint=checkpoint, blocks=blocks, payload_source=self.payload_source)
+
+    def payload_source(self, txs_max: int, bytes_max: int, exclude: frozenset[bytes]) -> list[bytes]:
+        """The core's PayloadSource. `exclude` covers the uncommitted ancestors only (root
+        excluded); the txs of finalized blocks the ledger has not executed yet are excluded by the
+        mempool once marked, which must happen here too: the core may finalize blocks and propose
+        in the same step, before their `Deliver(Finalized)` reaches this driver."""
+        self.mark_finalized()
+        return self.node.payload_source(txs_max, bytes_max, exclude)
+
+    def mark_finalized(self) -> None:
+        """Mark in the mempool the txs of the blocks finalized by the core (root and below) that
+        are above the ledger's height and not marked yet: walk back from the root."""
+        core = self.core
+        node = self.node
+        floor = max(self._marked_height, node.height)
+        root_height = int(core.finalized_height)
+        if root_height <= floor:
+            return
+        cursor = core.root_id
+        while cursor != m.GENESIS_ID:
+            block = core.tree.get(cursor)
+            if block is None:  # below what the core keeps in memory: delivered to the ledger already
+                break
+            header = block.tip.header
+            if header.height <= floor:
+                break
+            node.mempool.mark_finalized(tx_hash(tx) for tx in block.txs)
+            cursor = header.parent_qc.block_id
+        self._marked_height = root_height
 
     async def _root_height(self, checkpoint: Checkpoint) -> int:
         if checkpoint.root == m.GENESIS_ID:
@@ -346,6 +377,7 @@ class ConsensusDriver:
             store = self.node.store
             assert store is not None
             proof = encode_proof(value.proof)
+            self.mark_finalized()
             await self.node.db(store.put_final_block,
                                (block.block_id, header.height, header.block_round, encode(block)), proof)
             await self.node.ledger_inbox.send(committed_of(block, proof))

@@ -9,14 +9,16 @@ Admission (`add`, given the application's `CheckResult` and the sender's next co
 - `ok` otherwise.
 
 `reap(txs_max, bytes_max)` returns ready txs for a block: per sender in nonce order, senders in
-arrival order. `commit(tx_hashes)` removes executed txs (and remembers their hashes for dedup,
-bounded); `requeue` puts reaped txs that were not committed back at the front.
+arrival order. `remove(tx_hashes)` drops executed txs (and remembers their hashes for dedup,
+bounded). `mark_finalized(tx_hashes)` records txs that are in a FINALIZED block the ledger has not
+executed yet: from then on they are never proposed again nor admitted again (their senders' nonces
+only advance at execution, so a proposal would otherwise repeat them), until `remove` clears them.
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from hedgerow.node.app import CheckResult
@@ -53,6 +55,7 @@ class Mempool:
         self._senders: OrderedDict[bytes, _Sender] = OrderedDict()
         self._recent: OrderedDict[bytes, None] = OrderedDict()
         self._recent_max = recent_max
+        self._finalized: dict[bytes, None] = {}  # in a finalized block, not executed yet
         self.bytes = 0
         self.rejected: dict[str, int] = {}
 
@@ -69,7 +72,8 @@ class Mempool:
     def add(self, tx: bytes, check: CheckResult, next_nonce: int, now: float = 0.0) -> str:
         if not check.ok:
             return self._reject(f"invalid:{check.reason}")
-        if check.tx_hash in self._by_hash or check.tx_hash in self._recent:
+        tx_hash = check.tx_hash
+        if tx_hash in self._by_hash or tx_hash in self._recent or tx_hash in self._finalized:
             return self._reject(ADD_DUPLICATE)
         if check.nonce < next_nonce or check.nonce > next_nonce + self.nonce_window:
             return self._reject(ADD_BAD_NONCE)
@@ -102,9 +106,11 @@ class Mempool:
     def reap_ready(self, txs_max: int, bytes_max: int, exclude: frozenset[bytes],
                    next_nonce: Callable[[bytes], int]) -> list[bytes]:
         """A block's payload: per sender, consecutive nonces from its next committed nonce, skipping
-        (but counting) txs already in uncommitted ancestors (`exclude`); stops at a gap."""
+        (but counting) txs already in uncommitted ancestors (`exclude`) or in finalized blocks not
+        executed yet (`mark_finalized`); stops at a gap."""
         out: list[bytes] = []
         size = 0
+        finalized = self._finalized
         for sender_key, sender in self._senders.items():
             nonce = next_nonce(sender_key)
             while True:
@@ -112,7 +118,7 @@ class Mempool:
                 if pending is None:
                     break
                 nonce += 1
-                if pending.tx_hash in exclude:
+                if pending.tx_hash in exclude or pending.tx_hash in finalized:
                     continue
                 if len(out) >= txs_max or size + len(pending.tx) > bytes_max:
                     return out
@@ -120,11 +126,17 @@ class Mempool:
                 size += len(pending.tx)
         return out
 
+    def mark_finalized(self, tx_hashes: Iterable[bytes]) -> None:
+        """These txs are in a finalized block that the ledger has not executed yet."""
+        for tx_hash in tx_hashes:
+            self._finalized[tx_hash] = None
+
     def remove(self, tx_hashes: list[bytes], *, committed: bool = True) -> int:
         """Drop these txs (committed or evicted); committed hashes are remembered for dedup."""
         removed = 0
         for tx_hash in tx_hashes:
             if committed:
+                self._finalized.pop(tx_hash, None)
                 self._recent[tx_hash] = None
                 if len(self._recent) > self._recent_max:
                     self._recent.popitem(last=False)
@@ -160,4 +172,5 @@ class Mempool:
 
     def stats(self) -> dict[str, int]:
         return {"txs": len(self._by_hash), "bytes": self.bytes, "senders": len(self._senders),
+                "finalized_unexecuted": len(self._finalized),
                 "txs_max": self.txs_max, "bytes_max": self.bytes_max}

@@ -396,6 +396,7 @@ class Node:
             await self.recover_ledger()
             if self.role == "validator":
                 for block in await self.consensus.unexecuted_finalized(self.height):
+                    self.mempool.mark_finalized(tx_hash_of(tx) for tx in block.txs)  # never proposed again
                     await self.ledger_inbox.send(block)
         except BaseException:
             store.close()

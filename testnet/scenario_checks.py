@@ -4,7 +4,9 @@ Everything goes through the invariant checker the simulator uses (`testnet/invar
 every honest node's committed chain is fed as FINALIZED events (block id, parent, round, author,
 txs, the two-QC proof), its signed log as signed statements, so agreement (identical committed
 prefixes), the ledger digest, validity and signer safety are the simulator's checks. On top:
-- every acknowledged tx (a node answered `final` at height h) is in the chain exactly once, at h;
+- every acknowledged tx (a node answered `final` at height h) is in the chain exactly once, at h,
+  and no tx of the scenario's blocks is in the chain twice (a repeat is a violation even when the
+  ledger rejects it by its nonce; `duplicates` counts them for the report);
 - the grassroots ledger invariants: the committed txs replayed through the ledger's invariant
   `Monitor` reproduce every node's state hash at every height and break no invariant;
 - no honest node double-signed, also from the votes every node received (`votes_seen`).
@@ -169,6 +171,7 @@ def run_checks(
         replayed, executed = _ledger_replay(evidence)
         violations += replayed
     violations += _acknowledged(evidence, acknowledged, executed)
+    violations += _included_twice(evidence, start_height, acknowledged)
     safety, observed = _signer_safety(evidence, byzantine, exempt)
     violations += safety
     return violations, observed
@@ -188,10 +191,8 @@ def duplicates(evidence: Evidence, above: int = 0) -> int:
 def _acknowledged(
     evidence: Evidence, acknowledged: dict[bytes, int], executed: dict[bytes, list[tuple[int, bool]]] | None
 ) -> list[Violation]:
-    """Each acknowledged tx is committed at the height the node reported and takes effect exactly
-    once: with the grassroots ledger a later inclusion must be rejected by the ledger (its nonce
-    is spent; counted as a duplicate, as the simulator's checker does); without a ledger replay
-    (kv) it must appear exactly once."""
+    """Each acknowledged tx is committed at the height the node reported and appears exactly once
+    (with the grassroots ledger the report also says how many times it took effect)."""
     chain = longest(evidence)
     where: dict[bytes, list[int]] = {}
     for block in chain:
@@ -215,11 +216,32 @@ def _acknowledged(
                     f"tx {short} acknowledged at height {height} was committed first at height {found[0]}",
                 )
             )
-        elif executed is None and len(found) > 1:
-            out.append(Violation("acknowledged", f"tx {short} is in the committed chain {len(found)} times"))
-        elif executed is not None and sum(ok for _, ok in executed.get(digest, [])) > 1:
+        elif len(found) > 1:
+            effects = sum(ok for _, ok in executed.get(digest, [])) if executed is not None else None
+            took = "" if effects is None else f", took effect {effects} times"
             out.append(
-                Violation("acknowledged", f"tx {short} took effect {len(found)} times (heights {found})")
+                Violation(
+                    "acknowledged",
+                    f"tx {short} is in the committed chain {len(found)} times (heights {found}{took})",
+                )
+            )
+    return out
+
+
+def _included_twice(evidence: Evidence, above: int, acknowledged: dict[bytes, int]) -> list[Violation]:
+    """Every tx of a block above height `above` is in the longest honest chain exactly once (the
+    acknowledged ones are reported by `_acknowledged`), even when the ledger rejects the repeat."""
+    where: dict[bytes, list[int]] = {}
+    for block in longest(evidence):
+        for tx in block.txs:
+            where.setdefault(tx_hash(tx), []).append(block.height)
+    out: list[Violation] = []
+    for digest, heights in where.items():
+        if len(heights) > 1 and heights[-1] > above and digest not in acknowledged:
+            out.append(
+                Violation(
+                    "duplicate", f"tx {digest.hex()[:12]} is in the committed chain at heights {heights}"
+                )
             )
     return out
 

@@ -44,7 +44,7 @@ from hedgerow.testnet.checks import (
 from hedgerow.testnet.launcher import Testnet, up, wait_until
 from hedgerow.testnet.load import BackgroundLoad, SubmitResult, make_txs, submit_all
 from hedgerow.testnet.manifest import parse_manifest
-from hedgerow.testnet.scenario_checks import gather, run_checks
+from hedgerow.testnet.scenario_checks import duplicates, gather, run_checks
 
 pytestmark = pytest.mark.multiprocess
 VALIDATORS = ["v0", "v1", "v2", "v3"]
@@ -86,6 +86,7 @@ def test_four_validators_commit_1000_txs_identically(testnet: Testnet) -> None:
     _agree(testnet, VALIDATORS, top)
     infos = [testnet.call(n, "query", path="info", args={}) for n in VALIDATORS]
     assert all(info["executed"] >= 1000 for info in infos)
+    assert duplicates(gather(testnet, ["v0"], ["v0"])) == 0, "a tx included twice in the chain"
 
 
 def _hedgerow(*args: str) -> subprocess.CompletedProcess[str]:
@@ -177,6 +178,7 @@ def test_kill9_during_load_then_catch_up_without_double_signing(testnet: Testnet
     violations, observed = run_checks(evidence, byzantine=set(), submitted=set(), acknowledged={},
                                       start_height=10**9, validators=4)
     assert violations == [] and observed == [], violations
+    assert duplicates(evidence) == 0, "a tx included twice (a leader reproposed finalized txs)"
 
 
 def test_metrics_endpoint_reports_height_and_drops(testnet: Testnet) -> None:
