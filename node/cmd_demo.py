@@ -4,17 +4,18 @@
 2. Agents trade on the live chain (mints and transfers over the client API + RPC) while the current
    leader is SIGKILLed in the middle and started again: the scenario runner of testnet/scenario.py,
    so the scenario invariant checks run at the end (prefixes, acknowledged txs, ledger, signers).
-3. A worker process beside each validator (with that validator's key) serves compute jobs over the
-   authenticated transport; the first validator's worker is a straggler.
-4. A parallel-Newton job and a gradient-coded training job coordinated from this process
-   (testnet/compute_net.py): the Newton job is reassigned away from the straggler, the training
-   decodes each round's gradient from the replies of n - s workers.
+3. A parallel-Newton job on the validators' own compute-worker actors (`node/actor_compute.py`),
+   coordinated from this process through `node/job_client.py` (the code behind `hedgerow job newton
+   --dir`): the validator the job is first sent to is SIGKILLed while it holds it, the job is
+   reassigned, the answer is re-checked here against the sequential loop; the killed validator is
+   started again.
+4. A gradient-coded (COCO-EF) training job on the validators' GcWorker actors (`hedgerow job train
+   --dir`): one validator is SIGSTOPped for some rounds (a straggler) and resumed; every round is
+   decoded from the replies of n - s workers. Both jobs write the dashboard's progress log
+   (`DIR/jobs/*.jsonl`).
 5. The GLP "village market month" script on an in-process ledger with its invariant monitor (its
    day-by-day ticks do not map onto a live chain's heights yet; the output says so).
 6. Tear down; exit 1 if any check failed.
-
-The node itself has no compute-worker actor yet: the workers are separate processes beside the
-nodes, not actors inside them.
 """
 
 from __future__ import annotations
@@ -28,10 +29,6 @@ from typing import Any
 
 from hedgerow.node.errors import VerdictFailure
 from hedgerow.node.output import console, print_json, table
-
-LOCAL_NOTE = (
-    "ran in this process through the sans-IO cores, NOT across the nodes (no compute-worker actor yet)"
-)
 
 
 def register(verbs: Any) -> None:
@@ -86,12 +83,9 @@ def run_demo(args: argparse.Namespace) -> int:
 
 
 PARTS = ("chain", "newton", "gradcoding", "village")
-STRAGGLER = "v0"
-STRAGGLER_DELAY_S = 2.0
 
 
 def _on_the_testnet(args: argparse.Namespace, directory: Path) -> dict[str, Any]:
-    from hedgerow.testnet.compute_net import start_workers
     from hedgerow.testnet.report import print_result
     from hedgerow.testnet.scenario import create_for, run_scenario
     from hedgerow.testnet.scenario_file import Scenario, Step
@@ -114,7 +108,6 @@ def _on_the_testnet(args: argparse.Namespace, directory: Path) -> dict[str, Any]
     t0 = time.monotonic()
     testnet = create_for(directory / "net", scenario)
     out: dict[str, Any] = {}
-    cluster = None
     try:
         _say(args, f"   up in {time.monotonic() - t0:.1f} s; heights {testnet.heights()}")
         _say(
@@ -130,18 +123,9 @@ def _on_the_testnet(args: argparse.Namespace, directory: Path) -> dict[str, Any]
         if not args.json:
             print_result(result)
         out["chain"] = {"where": "4 validator processes on loopback", "ok": result.passed, **result.to_json()}
-        _say(
-            args,
-            f"[bold]3. compute workers beside each validator[/bold] (a process per node, with the "
-            f"node's key, over the authenticated transport); {STRAGGLER}'s worker is a straggler "
-            f"(+{STRAGGLER_DELAY_S:.0f} s per reply)",
-        )
-        cluster = start_workers(testnet, stragglers={STRAGGLER: STRAGGLER_DELAY_S})
-        out["newton"] = _newton(args, cluster)
-        out["gradcoding"] = _gradcoding(args, cluster)
+        out["newton"] = _guarded(_newton, args, testnet)
+        out["gradcoding"] = _guarded(_gradcoding, args, testnet)
     finally:
-        if cluster is not None:
-            cluster.stop()
         codes = testnet.down()
         _say(args, f"   testnet down: {len(codes)} nodes stopped")
     return out
@@ -175,103 +159,119 @@ def _village(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
-NET_NOTE = "coordinator here, a worker process beside each validator, over net.Transport"
+NET_NOTE = "the validators' compute-worker actors, coordinated here through node/job_client.py"
 
 
-def _newton(args: argparse.Namespace, cluster: Any) -> dict[str, Any]:
+def _guarded(part: Any, args: argparse.Namespace, testnet: Any) -> dict[str, Any]:
+    """A compute part's report, or a failed one that says why (the demo goes on and tears down)."""
+    try:
+        result: dict[str, Any] = part(args, testnet)
+    except Exception as failure:  # noqa: BLE001 - reported as the part's verdict
+        _say(args, f"   [red]failed: {failure}[/red]")
+        return {"where": NET_NOTE, "ok": False, "error": f"{type(failure).__name__}: {failure}"}
+    return result
+
+
+def _sci(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2e}"
+
+
+def _job_args(argv: list[str], args: argparse.Namespace) -> argparse.Namespace:
+    """The `hedgerow job ...` arguments of a demo job, parsed by the CLI's own parser."""
+    from hedgerow.node.cli import build_parser
+
+    return build_parser().parse_args(["job", *argv, *(["--json"] if args.json else [])])
+
+
+def _newton(args: argparse.Namespace, testnet: Any) -> dict[str, Any]:
     import trio
 
-    from hedgerow.compute.newton import NewtonConfig, NewtonCoordinator
-    from hedgerow.compute.newton.jobs import make_job
-    from hedgerow.compute.newton.systems import make
-    from hedgerow.testnet.compute_net import coordinate
+    from hedgerow.node.cmd_newton import _validate
+    from hedgerow.node.job_client import newton_job
 
-    T = 256 if args.quick else 2048
+    T = 1000 if args.quick else 3000
     _say(
         args,
-        f"[bold]4a. parallel-Newton job[/bold] (DEER on a GRU, T={T}, B=2; sent to {cluster.names[0]}'s "
-        "worker first, reassigned when its deadline passes)",
+        f"[bold]3. parallel-Newton job[/bold] (quasi-DEER on a GRU, T={T}, D=4, float64) on the validators' "
+        "compute workers; the validator it is first sent to is SIGKILLed while it holds the job",
     )
-    problem = make("gru", T=T, B=2, seed=1)
-    job = make_job(
-        bytes(range(16)),
-        problem.system,
-        problem.s0,
-        problem.inputs,
-        NewtonConfig(method="deer"),
-        deadline_ms=1500,
-    )
-    core = NewtonCoordinator(list(range(len(cluster.worker_ids))))
-    t0 = time.monotonic()
-    delivered = trio.run(
-        lambda: coordinate(
-            cluster, core, lambda d: bool(d), first=lambda now: core.start(now) + core.submit(job, now)
-        )
-    )
-    outcome = delivered[0]
-    worker = getattr(outcome, "worker", None)
-    by = cluster.names[worker] if isinstance(worker, int) and 0 <= worker < len(cluster.names) else worker
-    wall = time.monotonic() - t0
+    job_args = _job_args(["newton", "--system", "gru", "--T", str(T), "--D", "4", "--method", "quasi_deer",
+                          "--dtype", "float64", "--dir", str(testnet.dir), "--deadline", "60",
+                          "--connect-timeout", "30", "--check"], args)
+    killed: list[str] = []
+
+    async def kill_first(index: int, cluster: Any) -> None:
+        if not killed:
+            killed.append(cluster.workers[index].name)
+            await trio.to_thread.run_sync(testnet.kill, killed[0])
+
+    _, dtype_name = _validate(job_args)
+    try:
+        report = newton_job(job_args, dtype_name, on_assign=kill_first)
+    finally:
+        for name in killed:
+            testnet.start(name)
+            _say(args, f"   {name} started again")
+    error = report.get("max_err_vs_seq")
+    ok = (report["status"] == "converged" and report["verified"] and error is not None and error <= 1e-8
+          and bool(killed) and report["worker"] not in killed)
     if not args.json:
         console.print(
             table(
-                "newton job",
-                ["verified", "served by", "reason", "wall s"],
-                [("yes" if outcome.ok else "NO", by, getattr(outcome, "reason", "") or "", f"{wall:.1f}")],
+                "newton job on the validators",
+                ["status", "iters", "max |r|", "err vs loop", "killed", "served by", "wall s"],
+                [(report["status"], report["iterations"], _sci(report["max_residual_rechecked"]), _sci(error),
+                  ", ".join(killed) or "-", report["worker"],
+                  f"{report['wall_s']:.1f}")],
             )
         )
-    return {
-        "where": NET_NOTE,
-        "ok": bool(outcome.ok),
-        "delivered": sum(1 for o in delivered if o.ok),
-        "served_by": by,
-        "wall_s": round(wall, 2),
-    }
+    return {**report, "where": NET_NOTE, "ok": ok, "killed": killed, "served_by": report["worker"],
+            "delivered": 1 if report["verified"] else 0}
 
 
-def _gradcoding(args: argparse.Namespace, cluster: Any) -> dict[str, Any]:
+def _gradcoding(args: argparse.Namespace, testnet: Any) -> dict[str, Any]:
     import trio
 
-    from hedgerow.compute.gradcoding.coordinator import GcCoordinator
-    from hedgerow.compute.gradcoding.driver import TrainSetup, build_problem, straggler_count
-    from hedgerow.compute.gradcoding.sim import SimConfig
-    from hedgerow.testnet.compute_net import coordinate
+    from hedgerow.node.job_client import train_job
 
-    rounds = 20 if args.quick else 60
-    n = len(cluster.worker_ids)
+    rounds = 30 if args.quick else 60
+    pause_at, resume_at = 5, 5 + (6 if args.quick else 12)
     _say(
         args,
-        f"[bold]4b. gradient-coded training[/bold] (COCO-EF, logistic regression, n={n} workers, s=1, "
-        f"{rounds} rounds; the full gradient is decoded from any n-s replies)",
+        f"[bold]4. gradient-coded training[/bold] (COCO-EF, logistic regression, n=4 validators, s=1, "
+        f"{rounds} rounds) on the validators' GcWorker actors; one validator is SIGSTOPped after round "
+        f"{pause_at} and resumed after round {resume_at}",
     )
-    setup = TrainSetup(n=n, s=1, rounds=rounds, p=0.25, m=200, data_dim=20, method="cocoef", deadline_s=0.3)
-    problem = build_problem(setup)
-    w0 = problem.initial_weights()
-    core = GcCoordinator(setup.job_spec(), setup.gc_config(SimConfig()), w0)
-    t0 = time.monotonic()
-    trio.run(
-        lambda: coordinate(cluster, core, lambda d: core.result is not None, first=core.start, timeout_s=150)
-    )
-    wall = time.monotonic() - t0
-    first, last = float(problem.loss(w0)), float(problem.loss(core.w))
-    history = list(core.history)
-    stragglers = straggler_count(history, n)
-    aborted = getattr(core.result, "reason", None)
+    job_args = _job_args(["train", "--method", "cocoef", "--n-workers", "4", "--stragglers", "1",
+                          "--rounds", str(rounds), "--deadline", "0.5", "--connect-timeout", "30",
+                          "--dir", str(testnet.dir)], args)
+    paused: list[str] = []
+
+    async def straggle(record: Any, cluster: Any) -> None:
+        if record.round + 1 == pause_at:
+            paused.append(cluster.workers[-1].name)
+            await trio.to_thread.run_sync(testnet.pause, paused[0])
+        elif record.round + 1 == resume_at and paused:
+            await trio.to_thread.run_sync(testnet.resume, paused[0])
+
+    try:
+        summary = train_job(job_args, on_round=straggle)
+    finally:
+        if paused and testnet.record(paused[0]).paused:
+            testnet.resume(paused[0])
+    gap = summary["final_gap"]
+    ok = (summary["aborted"] is None and summary["rounds"] == rounds
+          and summary["final_loss"] < summary["first_loss"] and summary["stragglers_seen"] > 0)
     if not args.json:
         console.print(
             table(
-                "gradient-coded training",
-                ["rounds", "loss at w0", "final loss", "worker-rounds not waited for", "wall s"],
-                [(len(history), f"{first:.4f}", f"{last:.4f}", stragglers, f"{wall:.1f}")],
+                "gradient-coded training on the validators",
+                ["rounds", "loss w0", "loss", "gap f-f*", "stragglers", "late", "bits up", "paused",
+                 "wall s"],
+                [(summary["rounds"], f"{summary['first_loss']:.4f}", f"{summary['final_loss']:.4f}",
+                  _sci(gap), summary["stragglers_seen"],
+                  summary["late_replies"], summary["bits_uplink"], ", ".join(paused) or "-",
+                  f"{summary['wall_s']:.1f}")],
             )
         )
-    return {
-        "where": NET_NOTE,
-        "ok": last < first and aborted is None and len(history) == rounds,
-        "rounds": len(history),
-        "first_loss": first,
-        "final_loss": last,
-        "stragglers_seen": stragglers,
-        "aborted": aborted,
-        "wall_s": round(wall, 2),
-    }
+    return {**summary, "where": NET_NOTE, "ok": ok, "paused": paused}

@@ -167,11 +167,16 @@ def run_train(args: argparse.Namespace) -> int:
     if args.plot:
         _plot(args.plot, result)
         summary["plot"] = args.plot
-    if args.json:
+    return print_summary(summary, "gradient-coded training", as_json=args.json)
+
+
+def print_summary(summary: dict[str, Any], title: str, *, as_json: bool) -> int:
+    """Print a training summary (JSON or a field/value table); exit 0, or VerdictFailure if aborted."""
+    if as_json:
         print_json(summary)
     else:
-        console.print(table("gradient-coded training", ["field", "value"],
-                            [(key, _fmt(value)) for key, value in summary.items()]))
+        rows = [(key, _fmt(value)) for key, value in summary.items()]
+        console.print(table(title, ["field", "value"], rows))
     if summary["aborted"]:
         raise VerdictFailure(f"job aborted: {summary['aborted']}")
     return 0

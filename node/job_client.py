@@ -295,15 +295,40 @@ async def run_newton(link: PeerLink, job: Any, *, reassign_max: int = 3, preferr
     return run
 
 
+def job_log(args: Any, kind: str, job_id: bytes) -> Any:
+    """The dashboard's progress log `DIR/jobs/KIND-ID.jsonl` when the job runs against a testnet
+    `--dir` (None with `--home`: a node home has no testnet directory for the dashboard to read)."""
+    directory = getattr(args, "dir", None)
+    if directory is None:
+        return None
+    from hedgerow.testnet.joblog import JobLog
+
+    return JobLog(Path(directory), f"{kind}-{job_id.hex()[:8]}", kind)
+
+
 def newton_cli(args: Any, dtype_name: str) -> int:
     """`hedgerow job newton --dir|--home`: the job runs on a node's compute worker."""
+    from hedgerow.node.cmd_newton import _print
+    from hedgerow.node.errors import VerdictFailure
+
+    report = newton_job(args, dtype_name)
+    _print(report, as_json=args.json)
+    if report["status"] != "converged" or not report["verified"]:
+        detail = f"job {report['status']}, verified={report['verified']} {report['verify_reason']}"
+        raise VerdictFailure(detail.strip())
+    return 0
+
+
+def newton_job(args: Any, dtype_name: str, *,
+               on_assign: Callable[[int, Cluster], Any] | None = None) -> dict[str, Any]:
+    """Run one Newton job (the `hedgerow job newton` arguments) on the cluster's compute workers and
+    return its report; `on_assign(worker_index, cluster)` (async) runs as the job leaves for a worker.
+    With `--dir` the job's progress goes to the dashboard's log (`job_log`)."""
     import torch
 
     from hedgerow.compute.newton import NewtonConfig, solve
     from hedgerow.compute.newton.jobs import from_wire_tensor, make_job
     from hedgerow.compute.newton.systems import make
-    from hedgerow.node.cmd_newton import _print
-    from hedgerow.node.errors import VerdictFailure
     from hedgerow.node.output import progress
 
     cluster = cluster_of(args)
@@ -321,6 +346,16 @@ def newton_cli(args: Any, dtype_name: str) -> int:
         raise UsageError(f"the job's inputs exceed one {FRAME_BYTES_MAX_DEFAULT >> 20} MiB frame; "
                          "use a smaller --T/--batch, or --local")
 
+    log = job_log(args, "newton", job.job_id)
+    tried: list[int] = []  # workers the job left for, in order
+
+    async def assigned(index: int) -> None:
+        if log is not None:  # a reassignment: the workers tried before are the stragglers so far
+            log.point(0, stragglers=sorted(set(tried) - {index}))
+        tried.append(index)
+        if on_assign is not None:
+            await on_assign(index, cluster)
+
     async def main() -> NewtonRun:
         link = PeerLink(cluster)
         async with trio.open_nursery() as nursery:
@@ -330,7 +365,7 @@ def newton_cli(args: Any, dtype_name: str) -> int:
                 if not ready and any(w.rpc is not None for w in cluster.workers):
                     raise ConfigError("no compute worker became ready (RPC compute_prepare)")
                 await link.start(nursery, connect_timeout_s=args.connect_timeout, at_least=1)
-                result = await run_newton(link, job, preferred=ready,
+                result = await run_newton(link, job, preferred=ready, on_assign=assigned,
                                           on_event=lambda text: bar.update(task, description=text))
             link.close()
             nursery.cancel_scope.cancel()
@@ -366,11 +401,16 @@ def newton_cli(args: Any, dtype_name: str) -> int:
             last = from_wire_tensor(reply.last_state)
             report["max_err_vs_seq"] = float((last - loop.states[:, -1]).abs().max())
         report["speedup"] = report["seq_wall_s"] / max(report["wall_s"], 1e-9)
-    _print(report, as_json=args.json)
-    if reply is None or reply.status != "converged" or not report["verified"]:
-        detail = f"job {report['status']}, verified={report['verified']} {report['verify_reason']}"
-        raise VerdictFailure(detail.strip())
-    return 0
+    done_by = outcome.worker if outcome is not None else None
+    report["stragglers"] = [cluster.workers[i].name for i in sorted(set(tried) - {done_by})] \
+        if return_states else []
+    if log is not None:
+        residual = report["max_residual_rechecked"]
+        residual = report["max_residual"] if residual is None else residual
+        log.point(report["iterations"] or 0, residual=residual, done=True,
+                  stragglers=sorted(set(tried) - {done_by}) if return_states else [])
+        report["job_log"] = str(log.path)
+    return report
 
 
 # -- gradient coding --------------------------------------------------------------------------------
@@ -449,14 +489,23 @@ async def run_gc(link: PeerLink, job: Any, cfg: Any, w0: Any, *,
 
 def train_cli(args: Any) -> int:
     """`hedgerow job train --dir|--home`: the coordinator here, the GcWorkers on the nodes."""
+    from hedgerow.node.cmd_train import print_summary
+
+    return print_summary(train_job(args), "gradient-coded training over real nodes", as_json=args.json)
+
+
+def train_job(args: Any, *, on_round: Callable[[Any, Cluster], Any] | None = None) -> dict[str, Any]:
+    """Run one gradient-coded training job (the `hedgerow job train` arguments) with the cluster's
+    first n validators as workers and return its summary; `on_round(record, cluster)` (may be async)
+    runs after every closed round. With `--dir` each round's loss and stragglers go to the dashboard's
+    log (`job_log`)."""
     import os
     from dataclasses import replace
 
     from hedgerow.compute.gradcoding.driver import build_problem, logreg_optimum, straggler_count
     from hedgerow.compute.gradcoding.sim import SimConfig
-    from hedgerow.node.cmd_train import _fmt, _plot, build
-    from hedgerow.node.errors import VerdictFailure
-    from hedgerow.node.output import console, print_json, progress, table
+    from hedgerow.node.cmd_train import _plot, build
+    from hedgerow.node.output import progress
 
     if not args.deadline > 0:
         raise UsageError(f"--deadline must be positive, got {args.deadline}")
@@ -469,6 +518,7 @@ def train_cli(args: Any) -> int:
     # must not look like one (the id feeds no computation; the rngs use job_seed).
     job = replace(setup.job_spec(), job_id=os.urandom(16))
     cfg = setup.gc_config(SimConfig())
+    log = job_log(args, "train", job.job_id)
     losses: list[float] = []
     bits: list[int] = []
     stragglers = [0]
@@ -481,15 +531,23 @@ def train_cli(args: Any) -> int:
             with progress(quiet=args.json) as bar:
                 task = bar.add_task("training", total=setup.rounds)
 
-                def on_round(record: Any, w: Any) -> None:
+                async def each_round(record: Any, w: Any) -> None:
                     losses.append(problem.loss(w))
                     bits.append((bits[-1] if bits else 0) + record.bits_used)
                     stragglers[0] += setup.n - len(record.responders)
                     bar.update(task, completed=record.round + 1, description=(
                         f"round {record.round + 1} loss {losses[-1]:.5f} bits {bits[-1]:,} "
                         f"stragglers {stragglers[0]}"))
+                    if log is not None:
+                        log.point(record.round + 1, loss=losses[-1],
+                                  stragglers=[i for i in range(setup.n) if i not in record.responders],
+                                  done=record.round + 1 == setup.rounds)
+                    if on_round is not None:
+                        maybe = on_round(record, cluster)
+                        if maybe is not None:
+                            await maybe
 
-                result = await run_gc(link, job, cfg, problem.initial_weights(), on_round=on_round)
+                result = await run_gc(link, job, cfg, problem.initial_weights(), on_round=each_round)
             link.close()
             nursery.cancel_scope.cancel()
         return result
@@ -500,10 +558,13 @@ def train_cli(args: Any) -> int:
     final_loss = losses[-1] if losses else math.nan
     counters = run.counters
     aborted = getattr(run.result, "reason", None)
+    if log is not None and (aborted or len(run.history) < setup.rounds):
+        log.point(len(run.history), loss=final_loss if losses else None, done=True)
     summary: dict[str, Any] = {
         "method": setup.method, "mode": setup.mode, "scheme": setup.scheme, "where": "network",
         "workers": [w.name for w in cluster.workers], "n": setup.n, "s": setup.s,
         "compressor": f"{setup.compressor.name}:{setup.compressor.ratio:g}", "rounds": len(run.history),
+        "first_loss": problem.loss(problem.initial_weights()),
         "final_loss": final_loss, "final_gap": None if f_star is None else final_loss - f_star,
         "bits_uplink": counters.get("bits_used", 0), "bits_sent": counters.get("bits_sent", 0),
         "bits_downlink": counters.get("bits_downlink", 0), "bytes_wire": counters.get("bytes_wire", 0),
@@ -513,17 +574,12 @@ def train_cli(args: Any) -> int:
         "early_closes": run.early_closes, "wall_s": round(run.wall_s, 3),
         "rounds_per_s": round(len(run.history) / max(run.wall_s, 1e-9), 2), "aborted": aborted,
     }
+    if log is not None:
+        summary["job_log"] = str(log.path)
     if args.plot:
         _plot(args.plot, _PlotData(setup, losses, bits, f_star))
         summary["plot"] = args.plot
-    if args.json:
-        print_json(summary)
-    else:
-        console.print(table("gradient-coded training over real nodes", ["field", "value"],
-                            [(key, _fmt(value)) for key, value in summary.items()]))
-    if aborted:
-        raise VerdictFailure(f"job aborted: {aborted}")
-    return 0
+    return summary
 
 
 @dataclass

@@ -27,7 +27,8 @@ from hedgerow.testnet.dashboard.collector import Collector, diff_nodes, summariz
 from hedgerow.testnet.dashboard.control import current_partition, heal, partition
 from hedgerow.testnet.dashboard.server import STATIC_DIR, TOKEN_HEADER, build_app, serve
 from hedgerow.testnet.dashboard.server import testnet_token as token_of
-from hedgerow.testnet.dashboard.sources import JobLog, LogTail, parse_event_line, read_jobs
+from hedgerow.testnet.dashboard.sources import LogTail, parse_event_line, read_jobs
+from hedgerow.testnet.joblog import JobLog
 from hedgerow.testnet.manifest import default_manifest
 
 LOOPBACK = ("127.0.0.1", 50000)

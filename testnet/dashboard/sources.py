@@ -7,7 +7,7 @@
   open offers, escrows and claims, and the liquidity ratios and defaults of the issuers);
 - `read_jobs(directory)`: compute-job progress files `DIR/jobs/*.jsonl`, one JSON object a line
   (`{"job", "kind", "iteration", "residual" or "loss", "stragglers", "done"}`), which a job run
-  against the testnet writes with `JobLog`.
+  against the testnet (`hedgerow job newton|train --dir DIR`) writes with `testnet.joblog.JobLog`.
 
 Each reader bounds what it reads (bytes, rows, time) and never raises on a node that went away.
 """
@@ -146,30 +146,3 @@ def read_jobs(directory: Path) -> list[dict[str, Any]]:
                      "stragglers": last.get("stragglers", []),
                      "curve": [[p.get("iteration"), p.get(metric)] for p in points if metric in p]})
     return jobs
-
-
-class JobLog:
-    """Appends a compute job's progress to `DIR/jobs/JOB.jsonl` for the dashboard's jobs panel:
-
-        log = JobLog(testnet_dir, "deer-1", "newton")
-        log.point(iteration, residual=2.3e-7, stragglers=[3])
-        log.point(iteration, residual=1e-12, done=True)
-    """
-
-    def __init__(self, directory: Path, job: str, kind: str) -> None:
-        if not job or "/" in job or job.startswith("."):
-            raise ValueError(f"bad job name {job!r}")
-        self.job, self.kind = job, kind
-        self.path = Path(directory) / "jobs" / f"{job}.jsonl"
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-
-    def point(self, iteration: int, *, residual: float | None = None, loss: float | None = None,
-              stragglers: list[int] | None = None, done: bool = False) -> None:
-        record: dict[str, Any] = {"job": self.job, "kind": self.kind, "iteration": int(iteration),
-                                  "stragglers": list(stragglers or []), "done": bool(done)}
-        if residual is not None:
-            record["residual"] = float(residual)
-        if loss is not None:
-            record["loss"] = float(loss)
-        with open(self.path, "a") as out:
-            out.write(json.dumps(record) + "\n")
