@@ -7,7 +7,8 @@ connects to the nodes' compute workers as an observer peer (`hedgerow.node.job_c
   weights still equal the simulator's for the realized pattern;
 - a worker killed and started again rejoins: it asks for the job (NeedJob), its fresh EF memory is
   counted as a reset;
-- `hedgerow job train --dir` and `hedgerow job newton --dir` print their JSON summaries;
+- `hedgerow job train --dir` and `hedgerow job newton --dir` print their JSON summaries and write
+  the progress lines the dashboard's jobs panel parses (`DIR/jobs/*.jsonl`, `read_jobs`);
 - a Newton job served by a node equals the local solve (and the sequential loop), re-checked;
 - a Newton worker killed while it holds the job: the job is reassigned and still accepted.
 
@@ -44,6 +45,7 @@ from hedgerow.node.job_client import (
     run_gc,
     run_newton,
 )
+from hedgerow.testnet.dashboard.sources import read_jobs
 from hedgerow.testnet.launcher import Testnet, up
 from hedgerow.testnet.manifest import parse_manifest
 
@@ -127,6 +129,10 @@ def test_train_cli_over_the_testnet(testnet: Testnet, capsys: pytest.CaptureFixt
     for key in ("method", "final_gap", "bits_uplink", "stragglers_seen", "late_replies"):
         assert key in summary
     assert summary["bits_uplink"] > 0 and summary["final_gap"] < 0.05
+    panel = _dashboard_job(testnet, summary["job_log"])  # one point per round, as the dashboard reads it
+    assert (panel["kind"], panel["metric"], panel["iteration"], panel["done"]) == ("train", "loss", 30, True)
+    assert [x for x, _ in panel["curve"]] == list(range(1, 31))
+    assert panel["curve"][-1][1] == summary["final_loss"]
 
 
 def test_paused_worker_is_a_straggler_and_its_late_replies_are_ignored(testnet: Testnet) -> None:
@@ -241,6 +247,18 @@ def test_newton_cli_over_the_testnet(testnet: Testnet, capsys: pytest.CaptureFix
     assert report["max_err_vs_seq"] <= 1e-8 and report["max_residual_rechecked"] <= 1e-8
     for key in ("iterations", "max_residual", "wall_s", "seq_wall_s", "worker", "attempts"):
         assert key in report
+    panel = _dashboard_job(testnet, report["job_log"])
+    assert (panel["kind"], panel["metric"], panel["done"]) == ("newton", "residual", True)
+    assert panel["iteration"] == report["iterations"] and panel["stragglers"] == []
+    assert panel["curve"] == [[report["iterations"], report["max_residual_rechecked"]]]
+
+
+def _dashboard_job(testnet: Testnet, log_path: str) -> dict[str, Any]:
+    """The dashboard's view (`read_jobs`) of the job whose progress log is `log_path`."""
+    job = os.path.basename(log_path).removesuffix(".jsonl")
+    assert os.path.dirname(log_path) == str(testnet.dir / "jobs")
+    (panel,) = [j for j in read_jobs(testnet.dir) if j["job"] == job]
+    return panel
 
 
 def test_killed_newton_worker_is_reassigned(testnet: Testnet) -> None:
