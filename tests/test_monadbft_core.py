@@ -477,3 +477,25 @@ def test_submitted_txs_are_forwarded_proposed_and_leave_the_pool_once_final() ->
     leader.submit_tx(b"pay bob 7", 0)
     [p] = sends(leader.start(0), Proposal)
     assert p.message.txs == (b"pay bob 7",)
+
+
+def test_a_bad_vote_signature_silences_that_sender_for_the_round() -> None:
+    blocks, qcs = happy_chain(1)
+    core = make_core(2)  # collector of round 1 (leader of round 2)
+    core.start(0)
+    give(core, blocks)
+    good = vote(3, blocks[0].block_id, 1)
+    core.on_message(3, VoteMsg(good.vote, 3, b"\x00" * 64), 5)
+    core.on_message(3, good, 6)
+    assert core.stats.get("invalid_sig") == 1
+    assert 3 not in core.votes.get((1, blocks[0].block_id), {})
+
+
+def test_old_finalized_blocks_are_forgotten_beyond_the_window() -> None:
+    blocks, qcs = happy_chain(8)
+    core = make_core(0, finalized_blocks_kept=3)
+    give(core, blocks)
+    core.on_message(1, AdvanceRound(qcs[7]), 0)
+    assert core.finalized_height == 7
+    assert len(core.tree.committed_order) == 3 and core.root_id in core.tree.blocks
+    assert not core.tree.has(blocks[0].block_id)

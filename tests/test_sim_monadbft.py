@@ -66,7 +66,7 @@ def test_generated_twins_thousand_seeds() -> None:
     assert summarise("t5-generated", results, None, None, 0.0)["violations"] == []
 
 
-@settings(max_examples=12, deadline=None)
+@settings(max_examples=8, deadline=None)
 @given(
     seed=st.integers(0, 2**32 - 1),
     loss=st.sampled_from([0.0, 0.1, 0.3]),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass
 
 from hedgerow.protocols.monadbft.messages import GENESIS_ID, Block
@@ -29,6 +30,7 @@ class BlockTree:
         self.linked: set[bytes] = set()  # uncommitted, path to root complete
         self.children: dict[bytes, list[bytes]] = {}  # parent id -> uncommitted child ids
         self.uncommitted: dict[bytes, None] = {}  # insertion-ordered set
+        self.committed_order: deque[bytes] = deque()  # finalized ids, oldest first
 
     # -- queries
     def has(self, block_id: bytes) -> bool:
@@ -132,6 +134,7 @@ class BlockTree:
                 c for c in self.children.pop(block.tip.header.parent_qc.block_id, []) if c not in on_path
             )
             self.committed.add(block_id)
+            self.committed_order.append(block_id)
             self.linked.discard(block_id)
             self.uncommitted.pop(block_id, None)
         header = self.blocks[new_root].tip.header
@@ -149,6 +152,16 @@ class BlockTree:
             ):
                 self._drop_subtree(block_id)  # pending, and can no longer attach above the root
         return path, pruned
+
+    def forget_finalized(self, keep: int) -> None:
+        """Drop the oldest finalized blocks beyond `keep` (the root always stays)."""
+        while len(self.committed_order) > max(1, keep):
+            old = self.committed_order.popleft()
+            if old == self.root_id:
+                self.committed_order.append(old)
+                return
+            self.blocks.pop(old, None)
+            self.committed.discard(old)
 
     def load(self, blocks: list[Block], root_id: bytes) -> list[Block]:
         """Rebuild from a store: every block, with the chain ending at `root_id` finalized."""
@@ -180,6 +193,7 @@ class BlockTree:
             chain.append(cursor)
             cursor = self.blocks[cursor].tip.header.parent_qc.block_id
         self.committed.update(chain)
+        self.committed_order.extend(reversed(chain))
         self.root_id = root_id
         root = self.blocks[root_id].tip.header
         self.root_meta = BlockMeta(root.height, root.block_round, root.timestamp_ms)

@@ -108,5 +108,6 @@ class CommitMixin(CoreState):
             if max(by_round) >= root_round and block_id not in self.tree.committed
         }
         self.evidence.prune(root_round - self.params.evidence_window)
+        self.tree.forget_finalized(self.params.finalized_blocks_kept)
         self._dirty = True
         return deliveries

@@ -11,6 +11,7 @@ from hedgerow.protocols.monadbft.certificates import Verifier, qc_of
 from hedgerow.protocols.monadbft.commit import CommitMixin
 from hedgerow.protocols.monadbft.leader import LeaderFn, make_leader
 from hedgerow.protocols.monadbft.messages import (
+    QC,
     AdvanceRound,
     Block,
     BlockRequest,
@@ -178,8 +179,7 @@ class MonadCore(PacemakerMixin, VotingMixin, ProposerMixin, CommitMixin, SyncMix
         for block_id, anchor in self.spec_final.items():
             block = self.tree.get(block_id)
             if block is not None and block_id not in self.tree.committed:
-                proof = (self.high_qc,) if self.high_qc.block_id == anchor else ()
-                revoted.append(Voted(block, proof, anchor))
+                revoted.append(Voted(block, self._own_round_qc(anchor), anchor))
         self._deliver(list(revoted))
         for qc in (qc_of(self.high_cert), self.high_qc):
             if not self.tree.has(qc.block_id):
@@ -187,6 +187,16 @@ class MonadCore(PacemakerMixin, VotingMixin, ProposerMixin, CommitMixin, SyncMix
             else:
                 self.sync_ancestors(qc.block_id)
         self.try_propose()
+
+    def _own_round_qc(self, anchor: bytes) -> tuple[QC, ...]:
+        """The anchor's own-round QC if the store still shows it (high_qc or a child's parent QC)."""
+        block = self.tree.get(anchor)
+        if block is None:
+            return ()
+        own_round = block.tip.header.block_round
+        candidates = [self.high_qc] + [child.tip.header.parent_qc for child in self.tree.blocks.values()
+                                       if child.tip.header.parent_qc.block_id == anchor]
+        return next(((qc,) for qc in candidates if qc.block_id == anchor and qc.round == own_round), ())
 
     # ------------------------------------------------------------------ read-only views
     @property

@@ -35,6 +35,7 @@ class Params:
     recovery_timer_ms_override: int | None = None
     handled_proposal_rounds: int = 100
     finalized_tx_memory: int = 100_000
+    finalized_blocks_kept: int = 100_000  # in memory for BlockRequests; the node's store keeps all
 
     def __post_init__(self) -> None:
         if self.delta_ms < 0 or self.local_processing_ms < 0 or self.vote_pace_ms < 0:

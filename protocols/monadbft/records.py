@@ -58,7 +58,8 @@ class Checkpoint:
 
 @dataclass(frozen=True, slots=True)
 class Voted:
-    """Speculative finality: `block` is below an anchor whose QC formed in its own proposal round."""
+    """Speculative finality: `block` is below an anchor whose QC formed in its own proposal round.
+    `proof` is that QC; it may be empty when re-delivered after a restart that no longer holds it."""
 
     kind: ClassVar[str] = "VOTED"
     block: Block

@@ -213,7 +213,13 @@ class VotingMixin(CoreState):
 
     # ------------------------------------------------------------------ R6
     def on_vote(self, sender: int, m: VoteMsg) -> None:
+        if m.signer == sender and m.signer in self.bad_senders and m.vote.round == self.current_round:
+            return  # a bad signature from this sender earlier in the round (spec §7)
+        before = self.stats.get("invalid_sig")
         self.on_vote_signature(m.signer, m.vote.block_id, m.vote.round, m.sig)
+        failed = self.stats.get("invalid_sig") > before
+        if failed and m.signer == sender and m.vote.round == self.current_round:
+            self.bad_senders.add(sender)
 
     def on_vote_signature(self, signer: int, block_id: bytes, round_: int, sig: bytes) -> None:
         """A VoteMsg or a tip vote carried in a timeout."""
