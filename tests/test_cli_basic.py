@@ -1,4 +1,6 @@
-"""The CLI verbs of the foundation: --help everywhere, version, keygen, init, demo; errors as one line."""
+"""The CLI verbs of the foundation: --help everywhere, version, keygen, init; errors as one line.
+
+The demo itself runs end to end in tests/test_demo.py."""
 
 from __future__ import annotations
 
@@ -51,8 +53,3 @@ def test_init_error_is_one_line_without_traceback_in_a_real_process(tmp_path: Pa
     assert result.returncode == 2
     assert result.stderr.count("\n") == 1 and "refusing to overwrite" in result.stderr
 
-
-def test_demo_runs(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["demo", "--frames", "2", "--json"]) == 0
-    report = json.loads(capsys.readouterr().out)
-    assert report["verified"] and len(report["frames"]) == 4
