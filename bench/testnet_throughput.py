@@ -8,7 +8,9 @@ finality; every reply carries the node-side speculative (VOTED) and final latenc
 committed tx/s (from the nodes' executed-tx counters over the load window), p50/p99 speculative
 and final latency, and the ratio of achieved tx/s to the verify bound measured in the same run:
 bound = cores x (Ed25519 verifies/s per core, `cryptography`) / validators, since every validator
-verifies every committed tx once when it executes the block.
+verifies every committed tx once (at admission; execution reuses the check). On Linux it also
+reports the nodes' CPU time per committed tx over the client's run (all threads, and the
+event-loop thread alone): steadier than tx/s on a shared machine.
 """
 
 from __future__ import annotations
@@ -38,6 +40,21 @@ def verify_rate(seconds: float = 1.0) -> float:
             public.verify_raw(sig, msg)
         count += len(msgs)
     return count / (time.perf_counter() - start)
+
+
+def cpu_seconds(pid: int | None, thread: bool = False) -> float | None:
+    """CPU time (user + system) of a process, or of its main (event-loop) thread; Linux only."""
+    path = f"/proc/{pid}/task/{pid}/stat" if thread else f"/proc/{pid}/stat"
+    try:
+        fields = Path(path).read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_total(pids: list[int | None], thread: bool = False) -> float | None:
+    values = [cpu_seconds(pid, thread) for pid in pids]
+    return None if any(v is None for v in values) else sum(v for v in values if v is not None)
 
 
 def pct(values: list[float], q: float) -> float | None:
@@ -82,12 +99,15 @@ def run_bench(args: argparse.Namespace) -> dict[str, Any]:
             names = list(testnet.nodes)
             ports = ",".join(str(testnet.nodes[n].rpc_port) for n in names)
             before = {n: testnet.call(n, "status") for n in names}
+            pids = [testnet.nodes[n].pid for n in names]
+            cpu_before = (cpu_total(pids), cpu_total(pids, thread=True))
             t0 = time.perf_counter()
             proc = subprocess.run(
                 [sys.executable, __file__, "--client", "--ports", ports, "--chain-id", testnet.chain_id,
                  "--rate", str(args.rate), "--seconds", str(args.seconds)],
                 capture_output=True, text=True, timeout=args.seconds + 180, check=True)
             window = time.perf_counter() - t0
+            cpu_after = (cpu_total(pids), cpu_total(pids, thread=True))
             after = {n: testnet.call(n, "status") for n in names}
         finally:
             testnet.down()
@@ -101,6 +121,12 @@ def run_bench(args: argparse.Namespace) -> dict[str, Any]:
     # The load window: from the first submission to the last final reply (client-side clock);
     # pre-signing and process start-up are outside it.
     tps = committed / client["elapsed_s"]
+
+    def per_tx_ms(i: int) -> float | None:  # the nodes' CPU over the client's run, summed, per tx
+        start, end = cpu_before[i], cpu_after[i]
+        if start is None or end is None or not committed:
+            return None
+        return round((end - start) * 1000 / committed, 3)
     return {
         "validators": validators, "cores": cores, "offered_tps": args.rate, "seconds": args.seconds,
         "submitted": client["submitted"], "verdicts": client["verdicts"], "committed_txs": committed,
@@ -111,6 +137,7 @@ def run_bench(args: argparse.Namespace) -> dict[str, Any]:
         "final_ms_p50": pct(client["final_ms"], 0.5), "final_ms_p99": pct(client["final_ms"], 0.99),
         "verify_per_s_per_core": round(per_core), "verify_library": "cryptography",
         "bound_tps": round(bound, 1), "efficiency": round(tps / bound, 3),
+        "node_cpu_ms_per_tx": per_tx_ms(0), "node_loop_thread_cpu_ms_per_tx": per_tx_ms(1),
         "timeouts": {n: after[n].get("timeouts") for n in names},
     }
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import OrderedDict
+from dataclasses import dataclass
 from typing import Any
 
 import msgpack
@@ -70,6 +71,16 @@ def _decode(tx: bytes, chain_id: str) -> tuple[str, int, bytes, int, list[Any], 
     return chain, kind, signer, nonce, body, sig
 
 
+@dataclass(frozen=True, slots=True)
+class _Checked:
+    """A tx whose decoding and signature this process checked."""
+
+    kind: int
+    signer: bytes
+    nonce: int
+    body: list[Any]
+
+
 class KvApp:
     name = "kv"
 
@@ -80,29 +91,35 @@ class KvApp:
         self.nonces: dict[bytes, int] = {}
         self._hash = hashlib.sha256(b"hedgerow/kv/genesis|" + chain_id.encode()).digest()
         self.executed = 0
-        # Hashes whose signature this process already verified (mempool admission), so executing
-        # the block does not verify them again; bounded, oldest forgotten first.
-        self._verified: OrderedDict[bytes, None] = OrderedDict()
+        # Txs (by SHA-256 of their bytes) this process already decoded and verified, with what
+        # execution needs: mempool admission checks a tx once, a forwarded copy and the block
+        # that carries it reuse that check (no second decode or signature verification); bounded,
+        # oldest forgotten first (a forgotten tx is simply checked again).
+        self._verified: OrderedDict[bytes, _Checked] = OrderedDict()
 
     def check_tx(self, tx: bytes) -> CheckResult:
-        result = self._check(tx, trusted=False)
-        if result.ok:
-            self._verified[result.tx_hash] = None
-            while len(self._verified) > VERIFIED_CACHE_MAX:
-                self._verified.popitem(last=False)
-        return result
+        return self._check(tx)[0]
 
-    def _check(self, tx: bytes, *, trusted: bool) -> CheckResult:
+    def _check(self, tx: bytes) -> tuple[CheckResult, _Checked | None]:
         tx_hash = hashlib.sha256(tx).digest()
+        checked = self._verified.get(tx_hash)
+        if checked is not None:
+            return CheckResult(True, "", checked.signer, checked.nonce, tx_hash), checked
         try:
             chain, kind, signer, nonce, body, sig = _decode(tx, self.chain_id)
         except Exception as error:  # noqa: BLE001 - any decode failure is "malformed"
             reason = str(error) if str(error) in ("oversize", "wrong_chain", "non_canonical") else "malformed"
-            return CheckResult(False, reason, b"", 0, tx_hash)
-        if not (trusted and tx_hash in self._verified) and \
-                not VerifyKey(signer).verify_raw(sig, tx_sign_bytes(chain, kind, signer, nonce, body)):
-            return CheckResult(False, "bad_signature", signer, nonce, tx_hash)
-        return CheckResult(True, "", signer, nonce, tx_hash)
+            return CheckResult(False, reason, b"", 0, tx_hash), None
+        if not VerifyKey(signer).verify_raw(sig, tx_sign_bytes(chain, kind, signer, nonce, body)):
+            return CheckResult(False, "bad_signature", signer, nonce, tx_hash), None
+        checked = _Checked(kind, signer, nonce, body)
+        self._verified[tx_hash] = checked
+        while len(self._verified) > VERIFIED_CACHE_MAX:
+            try:
+                self._verified.popitem(last=False)
+            except KeyError:  # emptied meanwhile by another thread's eviction
+                break
+        return CheckResult(True, "", signer, nonce, tx_hash), checked
 
     def account_nonce(self, sender: bytes) -> int:
         """The next nonce this sender may use (one above its last executed one)."""
@@ -114,17 +131,16 @@ class KvApp:
             raise ValueError(f"kv: block height {height} after {self.height}")
         results: list[Any] = []
         for tx in txs:
-            check = self._check(tx, trusted=True)
-            if not check.ok:
+            check, checked = self._check(tx)
+            if checked is None:
                 results.append([1, check.reason])
                 continue
-            if check.nonce < self.account_nonce(check.sender):
+            if checked.nonce < self.account_nonce(checked.signer):
                 results.append([4, "bad_nonce"])
                 continue
-            _, kind, _, _, body, _ = _decode(tx, self.chain_id)
-            self.nonces[check.sender] = check.nonce
-            if kind == KIND_SET:
-                self.data[body[0]] = body[1]
+            self.nonces[checked.signer] = checked.nonce
+            if checked.kind == KIND_SET:
+                self.data[checked.body[0]] = checked.body[1]
             self.executed += 1
             results.append([0, ""])
         summary = hashlib.sha256(msgpack.packb([txs, results], use_bin_type=True)).digest()

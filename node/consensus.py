@@ -10,6 +10,12 @@ Actors started here (children of the node's nursery):
   a log of the statements signed after it) before any later Send/Broadcast of the same list leaves;
   `Persist(Block)` is a plain write; `Deliver(Finalized)` goes to the ledger; `Deliver(Voted)` wakes
   speculative waiters.
+
+View changes are logged (WARNING, `event=NAME key=value`) and counted for /metrics as the driver
+sees them after each core step: `event=timeout round=R` when this node signs its timeout for R,
+`event=tc round=R` when a TC becomes its high certificate (formed here or received),
+`event=nec round=R` when the core accepts a proposal whose fresh tip carries an NEC (the leader's
+own included), `event=revert height=H ... evidence=KIND offender=N|pending` for a speculative revert.
 """
 
 from __future__ import annotations
@@ -50,6 +56,7 @@ SIGNED_KINDS = {m.VoteMsg: "vote", m.TimeoutMsg: "timeout", m.Proposal: "proposa
 VOTES_SEEN_MAX = 20_000
 TX_BATCH_MAX = 512
 DEFAULT_VOTE_PACE_MS = 100
+ENCODED_BLOCKS_KEPT = 64
 
 
 def validator_set(node: Node) -> ValidatorSet:
@@ -126,11 +133,14 @@ class ConsensusDriver:
         self.round = 0
         self.dropped: Counter[str] = Counter()
         self.timeouts_fired = 0
+        self.view_counts: Counter[str] = Counter()  # round_timeouts, tcs, necs, reverts (metrics)
+        self._view_seen = {"timeout": 0, "tc": 0, "nec": 0}  # highest round logged, per event
         self.evidence: list[Any] = []
         self.votes_seen: deque[tuple[int, int, bytes]] = deque(maxlen=VOTES_SEEN_MAX)
         self.persist_s: deque[float] = deque(maxlen=1000)
         self._logged: set[tuple[str, int, bytes]] = set()  # signer-log rows already durable
         self._marked_height = 0  # finalized blocks up to here are marked in the mempool
+        self._encoded: dict[bytes, bytes] = {}  # block id -> wire bytes, recent blocks only
 
     # -- construction of the core ---------------------------------------------------------------
 
@@ -253,9 +263,8 @@ class ConsensusDriver:
             elif isinstance(msg, m.TxMsg):
                 # Forwarded client txs enter this node's mempool (signature-checked there), whose
                 # ready txs the core proposes through its payload source.
-                for tx in msg.txs:
-                    if not self.node.mempool_inbox.try_send((tx, None)):
-                        self.dropped["mempool_inbox_full"] += 1
+                if msg.txs and not self.node.mempool_inbox.try_send((msg.txs, None)):
+                    self.dropped["mempool_inbox_full"] += len(msg.txs)
                 continue
             await self.inbox.send(("msg", index, msg))
 
@@ -282,6 +291,10 @@ class ConsensusDriver:
 
     async def consensus_actor(self) -> None:
         core = self.core
+        if isinstance(core.high_cert, m.TC):  # restored: logged before the restart
+            self._view_seen["tc"] = int(core.high_cert.round)
+        if core.last_timeout is not None:
+            self._view_seen["timeout"] = int(core.last_timeout.info.round)
         await self.execute(core.start(now_ms()))
         while True:
             kind, a, b = await self.inbox.receive()
@@ -296,7 +309,42 @@ class ConsensusDriver:
             else:
                 raise ValueError(f"unknown consensus event {kind!r}")
             await self.execute(actions)
+            self.observe_view(b if kind == "msg" else None, actions)
             self.round = int(getattr(core, "current_round", self.round))
+
+    def observe_view(self, incoming: Any, actions: list[Any]) -> None:
+        """Log and count the timeouts, TCs and NECs one core step shows (read-only on the core)."""
+        core = self.core
+        seen = self._view_seen
+        proposals = [incoming] if isinstance(incoming, m.Proposal) else []
+        for action in actions:
+            if not isinstance(action, Broadcast):
+                continue
+            msg = action.message
+            if isinstance(msg, m.Proposal):
+                proposals.append(msg)  # the leader's own, handled by its core too
+            elif isinstance(msg, m.TimeoutMsg) and msg.signer == self.node.index \
+                    and msg.info.round > seen["timeout"]:
+                seen["timeout"] = msg.info.round
+                self._view_event("timeout", "round_timeouts", msg.info.round,
+                                 high_qc=msg.info.high_qc_round, high_tip=msg.info.high_tip_round)
+        cert = core.high_cert
+        if isinstance(cert, m.TC) and cert.round > seen["tc"]:
+            seen["tc"] = cert.round
+            self._view_event("tc", "tcs", cert.round,
+                             high="tip" if isinstance(cert.high_extend, m.Tip) else "qc")
+        for proposal in proposals:
+            nec = proposal.tip.fresh_cert
+            if isinstance(nec, m.NEC) and nec.round > seen["nec"] \
+                    and core.handled_proposal.get(proposal.proposal_round) == proposal.tip.block_id:
+                seen["nec"] = nec.round
+                self._view_event("nec", "necs", nec.round, tip_qc=nec.tip_qc_round,
+                                 signers=len(nec.signers))
+
+    def _view_event(self, event: str, counter: str, round_: int, **fields: Any) -> None:
+        self.view_counts[counter] += 1
+        extra = "".join(f" {key}={value}" for key, value in fields.items())
+        log.warning("event=%s node=%s round=%d%s", event, self.node.config.name, round_, extra)
 
     # -- executing actions ------------------------------------------------------------------------
 
@@ -310,15 +358,15 @@ class ConsensusDriver:
                 if isinstance(record, Checkpoint):
                     record.check()
                     signed = self._new_statements(record, _signed_after(actions, position + 1))
-                    blocks = [(b.block_id, b.tip.header.height, b.tip.header.block_round, encode(b))
-                              for b in record.blocks]
+                    blocks = [(b.block_id, b.tip.header.height, b.tip.header.block_round,
+                               self.block_bytes(b)) for b in record.blocks]
                     started = time.perf_counter()
                     await node.db(store.write_safety, encode(record), signed, blocks)
                     self.persist_s.append(time.perf_counter() - started)
                 elif isinstance(record, m.Block):
                     header = record.tip.header
-                    await node.db(store.put_blocks,
-                                  [(record.block_id, header.height, header.block_round, encode(record))])
+                    await node.db(store.put_blocks, [(record.block_id, header.height, header.block_round,
+                                                      self.block_bytes(record))])
             elif isinstance(action, Send):
                 self._send(action.to, action.message)
             elif isinstance(action, Broadcast):
@@ -333,6 +381,16 @@ class ConsensusDriver:
             elif isinstance(action, Evidence):
                 self.evidence.append(action.proof)
                 log.warning("event=evidence node=%s proof=%r", node.config.name, action.proof)
+
+    def block_bytes(self, block: m.Block) -> bytes:
+        """A block's wire encoding, made once: the same block is written as it arrives, with the
+        checkpoint that makes it durable and again when it is finalized."""
+        data = self._encoded.get(block.block_id)
+        if data is None:
+            data = self._encoded[block.block_id] = encode(block)
+            if len(self._encoded) > ENCODED_BLOCKS_KEPT:
+                del self._encoded[next(iter(self._encoded))]
+        return data
 
     def _prune_timers(self, timer: Hashable) -> None:
         """A round (or vote) timer for round r makes those of earlier rounds moot: drop them, so
@@ -379,13 +437,29 @@ class ConsensusDriver:
             proof = encode_proof(value.proof)
             self.mark_finalized()
             await self.node.db(store.put_final_block,
-                               (block.block_id, header.height, header.block_round, encode(block)), proof)
+                               (block.block_id, header.height, header.block_round, self.block_bytes(block)),
+                               proof)
             await self.node.ledger_inbox.send(committed_of(block, proof))
         elif isinstance(value, Voted):
             self.node.note_speculative(value.block.txs)
         elif isinstance(value, SpecRevert):
-            log.warning("event=spec_revert node=%s block=%s", self.node.config.name,
-                        value.block.block_id.hex())
+            self.view_counts["reverts"] += 1
+            header = value.block.tip.header
+            log.warning("event=revert node=%s height=%d round=%d block=%s anchor=%s evidence=%s",
+                        self.node.config.name, header.height, header.block_round,
+                        value.block.block_id.hex(), value.anchor.hex(), self._revert_evidence(value))
+
+    def _revert_evidence(self, value: SpecRevert) -> str:
+        """The evidence held against the anchor's leader (`KIND offender=N`), else `pending`: the
+        core has asked its peers, and the proof comes as an `event=evidence` line."""
+        anchor = self.core.tree.get(value.anchor) if self.core is not None else None
+        if anchor is not None:
+            header = anchor.tip.header
+            for proof in reversed(self.evidence):
+                if getattr(proof, "offender", None) == header.author \
+                        and getattr(proof, "round", None) == header.block_round:
+                    return f"{proof.kind} offender={proof.offender}"
+        return "pending"
 
     def on_executed(self, block: CommittedBlock, hashes: list[bytes]) -> None:
         """The ledger executed a block (the core drops its txs from its own pool itself)."""
@@ -408,7 +482,7 @@ class ConsensusDriver:
         for reason, count in self.transport.stats.closed.items():
             dropped[f"closed_{reason}"] = count
         return {"round": rnd, "leader": leader, "peers": len(peers), "timeouts": self.timeouts_fired,
-                "dropped": dropped, "evidence": len(self.evidence),
+                "dropped": dropped, "evidence": len(self.evidence), "view_changes": dict(self.view_counts),
                 "persist_ms_p50": _pct(self.persist_s, 0.5), "persist_ms_p99": _pct(self.persist_s, 0.99)}
 
     def peers(self) -> list[dict[str, Any]]:

@@ -18,6 +18,7 @@ import hashlib
 import logging
 import signal
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,13 +30,13 @@ from hedgerow.node.errors import ConfigError
 from hedgerow.node.mempool import ADD_OK, Mempool
 from hedgerow.node.metrics import Metrics, MetricsSnapshot
 from hedgerow.node.rpc import RpcServer
-from hedgerow.node.runtime import Mailbox, Supervisor, drain
+from hedgerow.node.runtime import Mailbox, Supervisor
 from hedgerow.node.store import FinalizedRow, Store, store_path
 
 log = logging.getLogger("hedgerow.node")
 
 SNAPSHOT_INTERVAL = 100
-MEMPOOL_BATCH = 256
+MEMPOOL_BATCH = 1024  # txs checked per worker-thread hop
 MEMPOOL_TTL_S = 120.0
 
 
@@ -65,6 +66,20 @@ class TxWaiter:
             return None if at is None else round((at - self.admitted_at) * 1000, 3)
 
         return {"speculative_ms": since(self.speculative_at), "final_ms": since(self.final_at)}
+
+
+class Verdict:
+    """The mempool's answer to one submission (cheaper than a memory channel per tx)."""
+
+    __slots__ = ("event", "value")
+
+    def __init__(self) -> None:
+        self.event = trio.Event()
+        self.value = ""
+
+    def set(self, value: str) -> None:
+        self.value = value
+        self.event.set()
 
 
 @dataclass(frozen=True)
@@ -104,8 +119,8 @@ class Node:
         self.supervisor = Supervisor()
         self.metrics = Metrics()
         self.ledger_inbox: Mailbox[CommittedBlock] = Mailbox("ledger", 1024)
-        self.mempool_inbox: Mailbox[tuple[bytes, trio.MemorySendChannel[str] | None]] = Mailbox("mempool",
-                                                                                                16384)
+        # Items: (txs, reply): one RPC submission with its reply, or a peer's forwarded batch.
+        self.mempool_inbox: Mailbox[tuple[Sequence[bytes], Verdict | None]] = Mailbox("mempool", 16384)
         self.waiters: dict[bytes, TxWaiter] = {}
         self.height = 0
         self.state_hash = self.app.state_hash()
@@ -163,6 +178,10 @@ class Node:
                     "fsyncs": float(self.store.fsyncs if self.store else 0),
                     "rpc_requests": float(self.rpc_server.requests if self.rpc_server else 0),
                     "timeouts": float(status.get("timeouts") or 0)}
+        views = status.get("view_changes")
+        if views is not None:  # the view changes a validator's driver logged (0 until the first)
+            for name in ("round_timeouts", "tcs", "necs", "reverts"):
+                counters[name] = float(views.get(name, 0))
         dropped: dict[str, float] = {}
         for source in (status.get("dropped") or {}, self.rpc_server.rejected if self.rpc_server else {}):
             for reason, count in source.items():
@@ -250,18 +269,29 @@ class Node:
     # -- mempool -------------------------------------------------------------------------------------
 
     async def mempool_actor(self) -> None:
+        inbox = self.mempool_inbox
         while True:
-            first = await self.mempool_inbox.receive()
-            batch = drain(self.mempool_inbox, first, MEMPOOL_BATCH)
-            checks = await trio.to_thread.run_sync(self._check_all, [tx for tx, _ in batch])
+            batch = [await inbox.receive()]
+            count = len(batch[0][0])
+            while count < MEMPOOL_BATCH:  # whatever else is waiting: one thread hop per batch
+                try:
+                    batch.append(inbox.receive_nowait())
+                except (trio.WouldBlock, trio.EndOfChannel):
+                    break
+                count += len(batch[-1][0])
+            txs = [tx for item, _ in batch for tx in item]
+            checks = iter(await trio.to_thread.run_sync(self._check_all, txs))
             from_clients: list[bytes] = []
-            for (tx, reply), check in zip(batch, checks, strict=True):
-                verdict = self.mempool.add(tx, check, self.app.account_nonce(check.sender) if check.ok else 0,
-                                           now=time.monotonic())
-                if reply is not None:
-                    if verdict == ADD_OK:
-                        from_clients.append(tx)
-                    reply.send_nowait(verdict)
+            now = time.monotonic()
+            add, nonce = self.mempool.add, self.app.account_nonce
+            for item, reply in batch:
+                for tx in item:
+                    check = next(checks)
+                    verdict = add(tx, check, nonce(check.sender) if check.ok else 0, now=now)
+                    if reply is not None:
+                        if verdict == ADD_OK:
+                            from_clients.append(tx)
+                        reply.set(verdict)
             self.mempool.evict_older(time.monotonic() - MEMPOOL_TTL_S)
             if from_clients and self.consensus is not None:
                 self.consensus.forward_txs(from_clients)
@@ -285,11 +315,12 @@ class Node:
         waiter = None
         if wait != "none":
             waiter = self.waiters.setdefault(tx_hash, TxWaiter())
-        reply_send, reply_receive = trio.open_memory_channel[str](1)
+        reply = Verdict()
         try:
-            if not self.mempool_inbox.try_send((tx, reply_send)):
+            if not self.mempool_inbox.try_send(((tx,), reply)):
                 return {"tx_hash": tx_hash, "result": "busy", "status": "rejected"}
-            verdict = await reply_receive.receive()
+            await reply.event.wait()
+            verdict = reply.value
             if verdict != ADD_OK:
                 return {"tx_hash": tx_hash, "result": verdict, "status": "rejected"}
             if waiter is None:

@@ -5,7 +5,7 @@ client answers `{"key": <32-byte Ed25519 public key>, "sig": sign_raw(RPC_DOMAIN
 challenge)}`; a bad signature (or, when `allowed_keys` is set, a key not in it) closes the
 connection. Then requests `{"id", "method", "params"}` are answered `{"id", "result"}` or
 `{"id", "error"}`; requests on one connection run concurrently (a `submit --wait final` does not
-block the next one), each response is written whole.
+block the next one), each response is written whole (the responses ready together in one write).
 
 Every frame is capped (`FRAME_BYTES_MAX`); a malformed frame closes that connection and counts in
 `rejected` by reason, and the server keeps serving others.
@@ -131,19 +131,24 @@ class RpcServer:
             await stream.send_all(pack_frame({"ok": False, "error": "key not allowed"}))
             raise RpcError("key_not_allowed")
         await stream.send_all(pack_frame({"ok": True}))
-        send_lock = trio.Lock()
-        async with trio.open_nursery() as nursery:
-            while True:
-                body = await reader.read()
-                if body is None:
-                    break
-                request = unpack_body(body)
-                if not isinstance(request, dict) or not isinstance(request.get("method"), str):
-                    raise RpcError("bad_request")
-                self.requests += 1
-                nursery.start_soon(self._answer, stream, send_lock, request)
+        outbox = _Outbox()
+        async with trio.open_nursery() as writer:
+            writer.start_soon(outbox.write_to, stream)
+            try:
+                async with trio.open_nursery() as nursery:
+                    while True:
+                        body = await reader.read()
+                        if body is None:
+                            break
+                        request = unpack_body(body)
+                        if not isinstance(request, dict) or not isinstance(request.get("method"), str):
+                            raise RpcError("bad_request")
+                        self.requests += 1
+                        nursery.start_soon(self._answer, outbox, request)
+            finally:
+                outbox.close()  # the writer sends what the answers left, then ends
 
-    async def _answer(self, stream: trio.SocketStream, lock: trio.Lock, request: dict[str, Any]) -> None:
+    async def _answer(self, outbox: _Outbox, request: dict[str, Any]) -> None:
         request_id = request.get("id")
         handler = self.handlers.get(request["method"])
         params = request.get("params") or {}
@@ -161,8 +166,36 @@ class RpcServer:
             frame = pack_frame(reply)
         except RpcError as error:
             frame = pack_frame({"id": request_id, "error": str(error)})
-        async with lock:
-            await stream.send_all(frame)
+        outbox.put(frame)
+
+
+class _Outbox:
+    """A session's replies, written by one task: the frames ready at a time leave in one write
+    (under load many answers complete together, e.g. every waiter of a finalized block)."""
+
+    def __init__(self) -> None:
+        self._frames: list[bytes] = []
+        self._wake = trio.Event()
+        self._closed = False
+
+    def put(self, frame: bytes) -> None:
+        self._frames.append(frame)
+        self._wake.set()
+
+    def close(self) -> None:
+        self._closed = True
+        self._wake.set()
+
+    async def write_to(self, stream: trio.SocketStream) -> None:
+        while True:
+            if not self._frames:
+                if self._closed:
+                    return
+                await self._wake.wait()
+                self._wake = trio.Event()
+                continue
+            frames, self._frames = self._frames, []
+            await stream.send_all(b"".join(frames))
 
 
 def _reason(error: BaseException) -> str:
