@@ -1,12 +1,16 @@
 """Benchmark of gradient coding with COCO-EF (spec section 10).
 
-    .venv/bin/python bench/gc_cocoef.py [--quick] [--json FILE] [--png FILE]   # default bench/out/
+    .venv/bin/python bench/gc_cocoef.py [--quick] [--no-testnet] [--json FILE] [--png FILE]  # bench/out/
 
 (1) per method and straggler probability p: final gap, uplink bits and virtual time to reach gap 1e-3,
     compute load d; (2) per compressor: nominal bits, wire bytes, ratio to dense f32; (3) rounds/s of
     the simulator and of the exact decoder (cached / uncached) for n in {4, 8, 16}; (4) virtual time
-    per round for wait-for-all, first n-s and deadline closing, as ratios from one run each. All
+    per round for wait-for-all, first n-s and deadline closing, as ratios from one run each. Those
     training runs go through the sans-IO cores in the seeded simulator (spec section 9 settings).
+(5) unless --no-testnet: rounds/s of a real COCO-EF job (cyclic code, n=4, s=1, top-k 0.05) on a
+    4-validator loopback testnet (`hedgerow job train --dir`, node/job_client.py), once with no
+    stragglers and once with one validator SIGSTOPped for the middle third of the rounds, against
+    the simulator's rounds/s for the same setup measured in the same run.
 """
 
 from __future__ import annotations
@@ -146,6 +150,62 @@ def bench_closing(rounds: int) -> list[dict[str, Any]]:
     return rows
 
 
+TESTNET_JOB = ["--method", "cocoef", "--code", "cyclic", "--n-workers", "4", "--stragglers", "1",
+               "--compressor", "topk:0.05", "--deadline", "0.5", "--connect-timeout", "30", "--json"]
+
+
+def bench_testnet(rounds: int) -> list[dict[str, Any]]:
+    """Section (5): the same COCO-EF job on a fresh 4-validator loopback testnet, without and with a
+    SIGSTOPped validator, and in the simulator (same setup, no stragglers) for the ratio."""
+    import tempfile
+
+    import trio
+
+    from hedgerow.node.cli import build_parser
+    from hedgerow.node.cmd_train import build
+    from hedgerow.node.job_client import train_job
+    from hedgerow.testnet.launcher import up
+    from hedgerow.testnet.manifest import default_manifest
+
+    pause_at, resume_at = rounds // 3, 2 * rounds // 3
+    rows: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory(prefix="bench-gc-") as tmp:
+        job_args = build_parser().parse_args(["job", "train", *TESTNET_JOB, "--rounds", str(rounds),
+                                              "--dir", str(Path(tmp) / "net")])
+        setup, _ = build(job_args)
+        setup = replace(setup, deadline_s=job_args.deadline)  # as train_job does
+        start = time.perf_counter()
+        train(setup, SimConfig(straggler="none"))  # loss tracked every round, as train_job does
+        sim_rate = rounds / (time.perf_counter() - start)
+        testnet = up(job_args.dir, default_manifest(4), deadline_s=120).testnet
+        try:
+            paused: list[str] = []
+
+            async def straggle(record: Any, cluster: Any) -> None:
+                if record.round + 1 == pause_at:
+                    paused.append(cluster.workers[-1].name)
+                    await trio.to_thread.run_sync(testnet.pause, paused[0])
+                elif record.round + 1 == resume_at and paused:
+                    await trio.to_thread.run_sync(testnet.resume, paused[0])
+
+            for label, hook in (("none", None), (f"v3 SIGSTOP r{pause_at + 1}-{resume_at}", straggle)):
+                try:
+                    summary = train_job(job_args, on_round=hook)
+                finally:
+                    if paused and testnet.record(paused[0]).paused:
+                        testnet.resume(paused[0])
+                rows.append({"straggler": label, "rounds": summary["rounds"],
+                             "rounds_per_s": summary["rounds_per_s"],
+                             "final_gap": summary["final_gap"], "stragglers_seen": summary["stragglers_seen"],
+                             "late_replies": summary["late_replies"], "bits_uplink": summary["bits_uplink"],
+                             "wall_s": summary["wall_s"], "aborted": summary["aborted"],
+                             "sim_rounds_per_s": sim_rate,
+                             "ratio_real_vs_sim": summary["rounds_per_s"] / sim_rate})
+        finally:
+            testnet.down()
+    return rows
+
+
 def plot(path: str, curves: dict[str, Any]) -> None:
     import matplotlib
 
@@ -177,9 +237,12 @@ def fmt(value: Any) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="1 seed, p in {0, 0.2, 0.4}: under a minute")
+    parser.add_argument("--quick", action="store_true",
+                        help="1 seed, p in {0, 0.2, 0.4}, 30 testnet rounds: about a minute")
     parser.add_argument("--json", default="bench/out/gc_cocoef.json", help="JSON output file")
     parser.add_argument("--png", default="bench/out/gc_cocoef.png", help="PNG of gap vs uplink bits")
+    parser.add_argument("--no-testnet", action="store_true",
+                        help="skip section (5), the real job on a 4-validator loopback testnet")
     args = parser.parse_args(argv)
     for path in (args.json, args.png):
         Path(path).parent.mkdir(parents=True, exist_ok=True)
@@ -190,6 +253,7 @@ def main(argv: list[str] | None = None) -> int:
     compressors = bench_compressors()
     speed = bench_speed(args.quick)
     closing = bench_closing(100 if args.quick else 300)
+    testnet = [] if args.no_testnet else bench_testnet(30 if args.quick else 150)
     console.print(table(f"(1) methods, {len(seeds)} seed(s), T=300 (gap target {GAP_TARGET:g})",
                         ["method", "p", "final gap", "bits to gap", "virtual s to gap", "bits/round",
                          "load d"],
@@ -208,9 +272,17 @@ def main(argv: list[str] | None = None) -> int:
                         ["closing", "virtual ms/round", "ratio vs wait-all", "load d", "final gap"],
                         [(r["closing"], fmt(r["time_per_round_ms"]), fmt(r["ratio_vs_wait_all"]), r["load_d"],
                           fmt(r["final_gap"])) for r in closing]))
+    if testnet:
+        console.print(table(f"(5) real job: COCO-EF (cyclic, n=4, s=1, top-k 0.05), {testnet[0]['rounds']} "
+                            "rounds on 4 loopback validators",
+                            ["straggler", "rounds/s", "gap", "stragglers", "late", "bits up",
+                             "sim rounds/s", "real/sim"],
+                            [(r["straggler"], fmt(r["rounds_per_s"]), fmt(r["final_gap"]),
+                              r["stragglers_seen"], r["late_replies"], r["bits_uplink"],
+                              fmt(r["sim_rounds_per_s"]), fmt(r["ratio_real_vs_sim"])) for r in testnet]))
     plot(args.png, curves)
     report = {"quick": args.quick, "seeds": len(seeds), "ps": ps, "methods": methods,
-              "compressors": compressors, "speed": speed, "closing": closing,
+              "compressors": compressors, "speed": speed, "closing": closing, "testnet": testnet,
               "wall_s": time.perf_counter() - started, "png": args.png}
     with open(args.json, "w") as out:
         json.dump(report, out, indent=1, default=str)
