@@ -1,5 +1,5 @@
 """`/metrics` for Prometheus (prometheus-client): height, round, commits, tx/s, peers, frames dropped
-by reason, timeouts, mempool size, fsyncs.
+by reason, timeouts, view changes (TCs, NECs, reverts), mempool size, fsyncs.
 
 The node's actors keep plain counters on the trio thread; the `metrics` actor copies them into an
 immutable snapshot every `interval_s`, and the exporter thread (prometheus-client's HTTP server)
@@ -37,6 +37,10 @@ HELP = {
     "commits": "finalized blocks executed",
     "txs_committed": "transactions in executed finalized blocks",
     "timeouts": "consensus round timers that fired",
+    "round_timeouts": "rounds this validator signed a timeout for",
+    "tcs": "timeout certificates that became this validator's high certificate",
+    "necs": "no-endorsement certificates in proposals this validator accepted",
+    "reverts": "speculatively final blocks reverted",
     "fsyncs": "fsynced store transactions",
     "rpc_requests": "RPC requests served",
 }

@@ -7,11 +7,14 @@ not started, so every answer is deterministic; the browser test drives a live te
 from __future__ import annotations
 
 import json
+import logging
 import os
 import socket
 import stat
 import tomllib
+from collections import Counter, OrderedDict
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import httpx2 as httpx
@@ -21,9 +24,13 @@ from starlette.testclient import TestClient
 
 from hedgerow.net.faults import FaultLayer
 from hedgerow.node.cli import main as cli_main
+from hedgerow.node.consensus import ConsensusDriver
+from hedgerow.protocols.actions import Broadcast
 from hedgerow.protocols.crypto import node_id_of
+from hedgerow.protocols.monadbft import messages as m
+from hedgerow.protocols.monadbft.records import SpecRevert
 from hedgerow.testnet import launcher
-from hedgerow.testnet.dashboard.collector import Collector, diff_nodes, summarize, view_changes
+from hedgerow.testnet.dashboard.collector import Collector, diff_nodes, log_entries, summarize, view_changes
 from hedgerow.testnet.dashboard.control import current_partition, heal, partition
 from hedgerow.testnet.dashboard.server import STATIC_DIR, TOKEN_HEADER, build_app, serve
 from hedgerow.testnet.dashboard.server import testnet_token as token_of
@@ -179,6 +186,113 @@ def test_rounds_without_commits_are_one_view_change() -> None:
     assert entries == [("view", "view change", "v0,v1",
                         "3 round(s) ended without a commit (timeouts); now round 13")]
     assert gaps == {"v0": 7, "v1": 5}
+
+
+def test_nodes_that_report_view_changes_are_not_inferred() -> None:
+    gaps: dict[str, int] = {}
+    reporting = {"state": "alive", "tcs": 0.0}
+    assert view_changes({"v0": view("alive", 5, 9) | reporting, "v1": view("alive", 5, 9)}, gaps) == []
+    assert gaps == {"v1": 4}
+    entries = view_changes({"v0": view("alive", 5, 19) | reporting, "v1": view("alive", 5, 12)}, gaps)
+    assert entries == [("view", "view change", "v1",
+                        "3 round(s) ended without a commit (timeouts); now round 12")]
+
+
+def driver_lines(caplog: pytest.LogCaptureFixture, name: str, *events: tuple[str, str, int, dict[str, Any]]
+                 ) -> list[str]:
+    """The `event=` lines the consensus driver logs for these (event, counter, round, fields), in the
+    node's log format."""
+    driver = SimpleNamespace(view_counts=Counter(), node=SimpleNamespace(config=SimpleNamespace(name=name)))
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="hedgerow.consensus"):
+        for event, counter, round_, fields in events:
+            ConsensusDriver._view_event(driver, event, counter, round_, **fields)  # type: ignore[arg-type]
+    assert sum(driver.view_counts.values()) == len(events)
+    form = logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s")
+    return [form.format(record) for record in caplog.records]
+
+
+def test_reported_view_changes_become_their_own_timeline_entries(caplog: pytest.LogCaptureFixture) -> None:
+    v0 = driver_lines(caplog, "v0", ("timeout", "round_timeouts", 12, {"high_qc": 10, "high_tip": 0}),
+                      ("tc", "tcs", 12, {"high": "qc"}))
+    v1 = driver_lines(caplog, "v1", ("tc", "tcs", 12, {"high": "qc"}),
+                      ("timeout", "round_timeouts", 12, {"high_qc": 10, "high_tip": 0}),
+                      ("nec", "necs", 15, {"tip_qc": 13, "signers": 3}))
+    assert v0[1].endswith(" WARNING hedgerow.consensus event=tc node=v0 round=12 high=qc")
+    reverts = ["2026-12-04 18:00:00,000 WARNING hedgerow.consensus event=revert node=v2 height=40 round=20 "
+               "block=ab12cd34ef567890 anchor=99 evidence=EQUIVOCATION_PROPOSAL offender=3",
+               "WARNING:hedgerow.consensus:event=revert node=v1 height=40 round=20 block=ab12 anchor=99 "
+               "evidence=pending"]
+    events = [parse_event_line(line) for line in v0 + v1 + reverts]
+    assert events[2] == {"event": "tc", "node": "v1", "round": "12", "high": "qc"}
+    seen: OrderedDict[tuple[str, str], None] = OrderedDict()
+    entries = log_entries([e for e in events if e is not None], seen)
+    assert entries == [
+        ("view", "timeout r=12", "v0,v1", "round 12 timed out (high QC round 10)"),
+        ("view", "TC r=12", "v0,v1", "timeout certificate for round 12, extending a QC"),
+        ("view", "NEC r=15", "v1", "no-endorsement certificate for round 15 (3 signers, tip QC round 13)"),
+        ("view", "revert + evidence", "v2",
+         "height 40 round 20 block ab12cd34ef56; EQUIVOCATION_PROPOSAL by validator #3"),
+        ("view", "revert", "v1", "height 40 round 20 block ab12; evidence pending"),
+    ]
+    # A node that logs the same certificate in a later poll adds nothing; a new round does.
+    later = [parse_event_line(line) for line in driver_lines(caplog, "v2", ("tc", "tcs", 12, {"high": "tip"}),
+                                                            ("tc", "tcs", 16, {"high": "tip"}))]
+    assert log_entries([e for e in later if e is not None], seen) == [
+        ("view", "TC r=16", "v2", "timeout certificate for round 16, extending a tip")]
+
+
+def bare_driver(core: Any) -> ConsensusDriver:
+    """A consensus driver with only what `observe_view` and `_deliver(SpecRevert)` read."""
+    driver = object.__new__(ConsensusDriver)
+    driver.core, driver.evidence = core, []
+    driver.node = SimpleNamespace(index=0, config=SimpleNamespace(name="v0"))  # type: ignore[assignment]
+    driver.view_counts, driver._view_seen = Counter(), {"timeout": 0, "tc": 0, "nec": 0}
+    return driver
+
+
+def test_the_driver_reports_what_the_core_shows(caplog: pytest.LogCaptureFixture) -> None:
+    """Own timeout, the core's new high TC and an accepted NEC proposal: one line and count each,
+    once per round; a speculative revert names the evidence against the anchor's leader."""
+    sigs = (b"s" * 64,) * 3
+    qc = m.QC(b"\x01" * 32, 4, (0, 1, 2), sigs)
+    tc = m.TC(5, (m.TcGroup(4, 0, (0, 1, 2), sigs),), qc)
+    tip = m.Tip(m.Header(6, qc, 1, 7, 1000, b"\x00" * 32), b"s" * 64, m.NEC(6, 4, (0, 1, 2), sigs))
+    proposal = m.Proposal(6, tip, (), tc, 1, b"s" * 64)
+    timeout = m.TimeoutMsg(m.TimeoutInfo(5, 4, 0), 0, b"s" * 64, qc, None, None)
+    anchor = m.Block(tip, ())
+    tree = SimpleNamespace(get=lambda block_id: anchor if block_id == anchor.block_id else None)
+    core = SimpleNamespace(high_cert=tc, handled_proposal={6: tip.block_id}, tree=tree)
+    driver = bare_driver(core)
+    with caplog.at_level(logging.WARNING, logger="hedgerow.consensus"):
+        driver.observe_view(proposal, [Broadcast(timeout)])
+        driver.observe_view(proposal, [Broadcast(timeout)])  # the same round again: nothing new
+        unhandled = m.Proposal(7, m.Tip(tip.header, b"t" * 64, m.NEC(7, 4, (0, 1, 2), sigs)), (), tc, 1, b"")
+        driver.observe_view(unhandled, [])  # the core did not accept it: no NEC
+        driver.evidence.append(SimpleNamespace(kind="EQUIVOCATION_PROPOSAL", offender=1, round=6))
+        trio.run(driver._deliver, SpecRevert(m.Block(tip, (b"tx",)), anchor.block_id))
+    assert driver.view_counts == Counter(round_timeouts=1, tcs=1, necs=1, reverts=1)
+    lines = [record.getMessage() for record in caplog.records]
+    assert lines[:3] == ["event=timeout node=v0 round=5 high_qc=4 high_tip=0",
+                         "event=tc node=v0 round=5 high=qc", "event=nec node=v0 round=6 tip_qc=4 signers=3"]
+    events = [parse_event_line(line) for line in lines]
+    entries = log_entries([e for e in events if e is not None], OrderedDict())
+    assert [name for _, name, _, _ in entries] == ["timeout r=5", "TC r=5", "NEC r=6", "revert + evidence"]
+    assert entries[-1][3].endswith("; EQUIVOCATION_PROPOSAL by validator #1")
+
+
+def test_collector_timeline_shows_logged_tcs(net_dir: Path) -> None:
+    logs = {name: net_dir / name / "data" / "logs" / "node.log" for name in ("v0", "v1", "v2", "v3")}
+    for log in logs.values():
+        log.parent.mkdir(parents=True, exist_ok=True)
+        log.write_text("event=started\n")
+    collector = Collector(net_dir)
+    collector.poll()
+    with open(logs["v1"], "a") as out:
+        out.write("2026-12-04 18:00:00,000 WARNING hedgerow.consensus event=tc node=v1 round=7 high=qc\n")
+    collector.poll()
+    shown = [(e["kind"], e["name"], e["node"]) for e in collector.events_after(0)]
+    assert shown == [("view", "TC r=7", "v1")]
 
 
 def test_log_tail_reads_new_whole_event_lines(tmp_path: Path) -> None:

@@ -1,6 +1,7 @@
 """The dashboard on a live 4-node grassroots testnet, through its HTTP API: the ledger panel's data
 (supply per issuer, open offers) after real transactions; partition and heal: the cut-off node stops
-committing while the other three go on, and catches up once healed."""
+committing while the other three go on, and catches up once healed; a paused validator's rounds end by
+timeout certificates, which the nodes report and the timeline shows as such."""
 
 from __future__ import annotations
 
@@ -88,3 +89,35 @@ def assert_ledger_shown(client: TestClient, reader: launcher.Testnet) -> None:
     assert {row["issuer"] for row in shown["supply"]} == {alice.account.hex(), bob.account.hex()}
     assert shown["open_counts"] == {"offer": 1}
     assert [a["agent"] for a in shown["accounts"]] == [alice.account.hex()]
+
+
+def test_a_paused_leader_shows_as_timeouts_and_a_tc(live_net: launcher.Testnet) -> None:
+    """Pause v3 (round-robin leader of every 4th round): the other three time out its rounds and form
+    TCs, log them, count them in /metrics, and the timeline shows "timeout r=R" and "TC r=R" entries
+    instead of an inferred "view change"."""
+    directory = live_net.dir
+    headers = {TOKEN_HEADER: token_of(directory)}
+    collector = Collector(directory, interval_s=0.2)
+    with TestClient(build_app(collector, token_of(directory)), base_url="http://127.0.0.1", backend="trio",
+                    client=("127.0.0.1", 50000)) as client:
+        launcher.wait_until(lambda: client.get("/api/snapshot").status_code == 200, DEADLINE_S,
+                            "the dashboard's first snapshot")  # its log tails start from here
+        reply = client.post("/api/nodes/v3/pause", headers=headers)
+        assert reply.status_code == 200, reply.text
+
+        def tcs() -> list[dict[str, Any]]:
+            return [e for e in collector.events_after(0) if e["name"].startswith("TC r=")]
+
+        tc = launcher.wait_until(tcs, DEADLINE_S, "a TC entry in the timeline")[0]
+        assert tc["kind"] == "view" and set(tc["node"].split(",")) <= {"v0", "v1", "v2"}, tc
+        round_ = tc["name"].removeprefix("TC r=")
+        names = {e["name"] for e in collector.events_after(0)}
+        assert f"timeout r={round_}" in names, names  # a TC is made of the live nodes' timeouts
+
+        def counted() -> bool:
+            nodes = client.get("/api/snapshot").json()["nodes"]
+            return any((n.get("tcs") or 0) >= 1 and (n.get("round_timeouts") or 0) >= 1 for n in nodes)
+
+        launcher.wait_until(counted, DEADLINE_S, "hedgerow_tcs_total >= 1 in a snapshot")
+        assert "view change" not in {e["name"] for e in collector.events_after(0)}
+        assert client.post("/api/nodes/v3/resume", headers=headers).status_code == 200

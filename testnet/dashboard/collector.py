@@ -13,7 +13,7 @@ import json
 import re
 import threading
 import time
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -32,6 +32,9 @@ LEDGER_EVERY_TICKS = 3
 VIEW_CHANGE_ROUNDS_MIN = 2
 VIEW_EVENTS = frozenset({"timeout", "tc", "timeout_certificate", "nec", "no_endorsement", "evidence",
                          "spec_revert", "revert", "view_change"})
+ROUND_EVENTS = {"timeout": "timeout", "tc": "TC", "nec": "NEC"}  # reported by node and round: merged
+ROUND_EVENTS_SEEN_MAX = 2048
+REPORTING_METRIC = "tcs"  # a node whose /metrics has it reports its view changes (no inference)
 
 
 @dataclass(frozen=True)
@@ -88,7 +91,8 @@ def diff_nodes(prev: dict[str, dict[str, Any]], cur: dict[str, dict[str, Any]]) 
 
 
 def view_changes(cur: dict[str, dict[str, Any]], gaps: dict[str, int]) -> list[Entry]:
-    """One `view change` entry when running nodes went through rounds that committed nothing.
+    """One `view change` entry when running nodes went through rounds that committed nothing: the
+    fallback for nodes that do not report their view changes (no `hedgerow_tcs_total` in /metrics).
 
     A round that ends with a commit moves round and height together, so `round - height` (the gap)
     stays put, give or take the one block in flight; a round that ends by timeout grows it by one.
@@ -96,7 +100,8 @@ def view_changes(cur: dict[str, dict[str, Any]], gaps: dict[str, int]) -> list[E
     and up whenever the growth (at least VIEW_CHANGE_ROUNDS_MIN) is reported."""
     skipped: dict[str, int] = {}
     for name, view in cur.items():
-        if view["state"] != "alive" or view.get("round") is None or view.get("height") is None:
+        if view["state"] != "alive" or view.get("round") is None or view.get("height") is None \
+                or view.get(REPORTING_METRIC) is not None:
             continue
         gap = int(view["round"]) - int(view["height"])
         reference = gaps.get(name)
@@ -109,6 +114,63 @@ def view_changes(cur: dict[str, dict[str, Any]], gaps: dict[str, int]) -> list[E
     worst = max(skipped, key=lambda n: skipped[n])
     return [("view", "view change", ",".join(sorted(skipped)),
              f"{skipped[worst]} round(s) ended without a commit (timeouts); now round {cur[worst]['round']}")]
+
+
+def _round_detail(fields: dict[str, str]) -> str:
+    event = fields["event"]
+    if event == "tc":
+        high = {"tip": "a tip", "qc": "a QC"}.get(fields.get("high", ""), "?")
+        return f"timeout certificate for round {fields['round']}, extending {high}"
+    if event == "nec":
+        return (f"no-endorsement certificate for round {fields['round']} "
+                f"({fields.get('signers', '?')} signers, tip QC round {fields.get('tip_qc', '?')})")
+    return f"round {fields['round']} timed out (high QC round {fields.get('high_qc', '?')})"
+
+
+def _revert_entry(fields: dict[str, str]) -> Entry:
+    evidence = fields.get("evidence", "pending")
+    block = fields.get("block", "")[:12]
+    detail = f"height {fields.get('height', '?')} round {fields.get('round', '?')} block {block}"
+    if evidence in ("", "pending"):
+        return ("view", "revert", fields["node"], f"{detail}; evidence pending")
+    offender = fields.get("offender")
+    by = f" by validator #{offender}" if offender is not None else ""
+    return ("view", "revert + evidence", fields["node"], f"{detail}; {evidence}{by}")
+
+
+def log_entries(events: list[dict[str, str]], seen: OrderedDict[tuple[str, str], None]) -> list[Entry]:
+    """Timeline entries for the `event=` lines of one poll, from every node.
+
+    `event=timeout|tc|nec round=R` become one entry per event and round ("TC r=12", nodes that
+    reported it in this poll), in round order; `seen` (updated here, bounded) drops the same event and
+    round from later polls. `event=revert` becomes "revert + evidence" (or "revert" while the
+    evidence is pending); any other line keeps its event name."""
+    merged: dict[tuple[str, str], tuple[dict[str, str], list[str]]] = {}
+    out: list[Entry] = []
+    for fields in events:
+        event = fields["event"]
+        if event in ROUND_EVENTS and fields.get("round", "").isdigit():
+            key = (event, fields["round"])
+            if key in seen:
+                continue
+            _, nodes = merged.setdefault(key, (fields, []))
+            if fields["node"] not in nodes:
+                nodes.append(fields["node"])
+        elif event in ("revert", "spec_revert"):
+            out.append(_revert_entry(fields))
+        else:
+            kind = "view" if event in VIEW_EVENTS else "log"
+            detail = summarize(" ".join(f"{k}={v}" for k, v in fields.items() if k not in ("event", "node")))
+            out.append((kind, event, fields["node"], detail))
+    ranked = sorted(merged.items(), key=lambda item: (int(item[0][1]), list(ROUND_EVENTS).index(item[0][0])))
+    rounds: list[Entry] = []
+    for (event, round_), (first, nodes) in ranked:
+        seen[(event, round_)] = None
+        label = f"{ROUND_EVENTS[event]} r={round_}"
+        rounds.append(("view", label, ",".join(sorted(nodes)), _round_detail(first)))
+    while len(seen) > ROUND_EVENTS_SEEN_MAX:
+        seen.popitem(last=False)
+    return rounds + out
 
 
 class Collector:
@@ -131,6 +193,7 @@ class Collector:
         self._tail = LogTail()
         self._views: dict[str, dict[str, Any]] = {}
         self._gaps: dict[str, int] = {}
+        self._rounds_seen: OrderedDict[tuple[str, str], None] = OrderedDict()
         self._partition: Partition | None = current_partition(self.dir)
         self._ledger: dict[str, Any] | None = None
         self._ticks = 0
@@ -178,12 +241,10 @@ class Collector:
             views[view["name"]] = view
         for entry in diff_nodes(self._views, views) + view_changes(views, self._gaps):
             self._note(now, *entry)
-        for name, record in list(self.testnet.nodes.items()):
-            for fields in self._tail.read(name, Path(record.home) / "data" / "logs" / "node.log"):
-                kind = "view" if fields["event"] in VIEW_EVENTS else "log"
-                detail = summarize(" ".join(f"{k}={v}" for k, v in fields.items()
-                                            if k not in ("event", "node")))
-                self._note(now, kind, fields["event"], fields["node"], detail)
+        logged = [fields for name, record in list(self.testnet.nodes.items())
+                  for fields in self._tail.read(name, Path(record.home) / "data" / "logs" / "node.log")]
+        for entry in log_entries(logged, self._rounds_seen):
+            self._note(now, *entry)
         self._poll_partition(now)
         if self.app == "grassroots" and self._ticks % LEDGER_EVERY_TICKS == 0:
             running = [n for n, v in views.items() if v["state"] == "alive"]

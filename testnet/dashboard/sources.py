@@ -1,8 +1,9 @@
 """Blocking readers the dashboard's collector calls from a worker thread, one per data source:
 
-- `scrape_metrics(port)`: a node's Prometheus `/metrics` (tx/s, timeouts, commits, mempool size);
+- `scrape_metrics(port)`: a node's Prometheus `/metrics` (tx/s, timeouts, commits, mempool size, and
+  the view-change counters `hedgerow_{round_timeouts,tcs,necs,reverts}_total` where a node has them);
 - `LogTail`: structured `event=NAME key=value` lines the nodes write to `data/logs/node.log`
-  (evidence, speculative reverts, starts, and whatever view-change events a node logs);
+  (`event=timeout|tc|nec round=R`, `event=revert height=H ... evidence=...`, evidence, starts);
 - `ledger_view(testnet, name)`: the grassroots ledger through the node RPC `query` (supply per issuer,
   open offers, escrows and claims, and the liquidity ratios and defaults of the issuers);
 - `read_jobs(directory)`: compute-job progress files `DIR/jobs/*.jsonl`, one JSON object a line
@@ -31,7 +32,8 @@ LOG_EVENTS_IGNORED = frozenset({"commit"})  # too frequent for a timeline
 LEDGER_ROWS_MAX = 50
 RATIO_ACCOUNTS_MAX = 8
 JOB_POINTS_MAX = 400
-METRIC_NAMES = ("tx_per_second", "timeouts", "commits", "txs_committed", "mempool_txs")
+METRIC_NAMES = ("tx_per_second", "timeouts", "commits", "txs_committed", "mempool_txs",
+                "round_timeouts", "tcs", "necs", "reverts")  # the last four: nodes that report view changes
 
 
 def scrape_metrics(port: int, timeout_s: float = METRICS_TIMEOUT_S) -> dict[str, float]:
