@@ -6,6 +6,12 @@ again within `liveness_bound_s` of the last step), `test` (scenario_checks.py), 
 faults, pauses, clock skews, byzantine flags; start killed nodes). Waits are conditions with
 deadlines; a missed one is a reported violation naming the condition.
 
+A scenario with `script = NAME` (testnet/scenarios/village.toml) runs that grassroots script instead
+of the load (`grassroots_campaign.run_live`: the script's days mapped onto heights, each act's txs
+submitted in waves) and adds a violation for every difference between the live ledger's end state
+and the direct run's (`hedgerow sim --protocol grassroots --scenario NAME`); the chain checks run
+as for a load.
+
 `hedgerow testnet scenario FILE --dir DIR [--json] [--up]` is the CLI (node/cmd_testnet.py).
 """
 
@@ -64,6 +70,7 @@ class ScenarioResult:
     violations: list[Violation] = field(default_factory=list)
     restored: list[str] = field(default_factory=list)
     wall_s: float = 0.0
+    script: dict[str, Any] | None = None  # a script scenario: its live end state and the comparison
 
     @property
     def passed(self) -> bool:
@@ -95,6 +102,7 @@ class ScenarioResult:
             "violations": [v.to_dict() for v in self.violations],
             "restored": self.restored,
             "wall_s": round(self.wall_s, 3),
+            **({} if self.script is None else {"script": self.script}),
         }
 
 
@@ -184,6 +192,29 @@ def run_scenario(
     )
     perturber.heal()  # start from a clean fault table
     monitor = HeightMonitor(testnet, list(testnet.nodes)).start()
+    run = _Run(
+        testnet,
+        perturber,
+        scenario,
+        result,
+        monitor,
+        started,
+        restore,
+        byzantine,
+        exempt,
+        validators,
+        start_height,
+    )
+    if scenario.script:
+        try:
+            acknowledged = _run_script(testnet, running[0], scenario, result, wait_s)
+        except BaseException:
+            monitor.stop()
+            raise
+        submitted = set(acknowledged)
+        last_step_end = time.monotonic()
+        base = {n: perturber._safe_height(n) for n in testnet.nodes}
+        return _finish(run, submitted, acknowledged, last_step_end, base)
     load = GrassrootsLoad(
         testnet,
         rate_tps=scenario.rate_tps,
@@ -212,6 +243,42 @@ def run_scenario(
             time.sleep(delay)
     finally:
         stats = load.stop()
+    return _finish(run, stats.submitted, dict(stats.acknowledged), last_step_end, base)
+
+
+@dataclass
+class _Run:
+    """One scenario run's context, from the start to the checks."""
+
+    testnet: Testnet
+    perturber: Perturber
+    scenario: Scenario
+    result: ScenarioResult
+    monitor: HeightMonitor
+    started: float
+    restore: bool
+    byzantine: set[str]
+    exempt: set[str]
+    validators: list[str]
+    start_height: int
+
+
+def _finish(
+    run: _Run,
+    submitted: set[bytes],
+    acknowledged: dict[bytes, int],
+    last_step_end: float,
+    base: dict[str, int],
+) -> ScenarioResult:
+    """Liveness, the chain checks (scenario_checks.py) and the counts, after the load or script."""
+    testnet, perturber, scenario, result, monitor = (
+        run.testnet,
+        run.perturber,
+        run.scenario,
+        run.result,
+        run.monitor,
+    )
+    byzantine, exempt, validators, start_height = run.byzantine, run.exempt, run.validators, run.start_height
     result.byzantine = sorted(byzantine)
     honest = honest_validators(testnet, byzantine)
     live = [n for n in honest if n in perturber.running()]
@@ -224,8 +291,8 @@ def run_scenario(
     violations, observed = run_checks(
         evidence,
         byzantine=byzantine,
-        submitted=stats.submitted,
-        acknowledged=dict(stats.acknowledged),
+        submitted=submitted,
+        acknowledged=acknowledged,
         start_height=start_height,
         validators=len(validators),
         exempt=exempt,
@@ -239,10 +306,10 @@ def run_scenario(
         result.violations.append(Violation("perturbation", "no honest node observed the byzantine behaviour"))
     chain = max(evidence.chains.values(), key=len, default=[])
     committed = {h for block in chain if block.height > start_height for h in map(_hash, block.txs)}
-    result.submitted = len(stats.submitted)
-    result.acknowledged = len(stats.acknowledged)
-    result.committed = len(committed & stats.submitted)
-    if result.acknowledged < scenario.min_acknowledged and scenario.expect == "pass":
+    result.submitted = len(submitted)
+    result.acknowledged = len(acknowledged)
+    result.committed = len(committed & submitted)
+    if result.acknowledged < scenario.min_acknowledged and scenario.expect == "pass" and not scenario.script:
         result.violations.append(
             Violation(
                 "load", f"only {result.acknowledged} txs acknowledged (want >= {scenario.min_acknowledged})"
@@ -250,10 +317,52 @@ def run_scenario(
         )
     result.heights = {n: len(c) for n, c in evidence.chains.items()}
     result.duplicates = duplicates(evidence, start_height)
-    if restore:
+    if run.restore:
         result.restored = perturber.restore()
-    result.wall_s = time.monotonic() - started
+    result.wall_s = time.monotonic() - run.started
     return result
+
+
+def _run_script(
+    testnet: Testnet, node: str, scenario: Scenario, result: ScenarioResult, wait_s: float
+) -> dict[bytes, int]:
+    """Run the scenario's grassroots script against `node`; violations for a failed act, for the
+    ledger's invariants and for every difference from the direct run. Returns the acknowledged txs
+    (hash -> height)."""
+    from hedgerow.testnet.sim.grassroots_campaign import (
+        ScenarioError,
+        compare_end_states,
+        run_live,
+    )
+    from hedgerow.testnet.sim.grassroots_campaign import run_scenario as run_direct
+
+    began = time.monotonic()
+    try:
+        live = run_live(
+            scenario.script, Path(testnet.record(node).home), stretch=scenario.stretch, deadline_s=wait_s
+        )
+    except (ScenarioError, WaitTimeout) as error:
+        result.violations.append(Violation("script", f"{scenario.script} on {node}: {error}"))
+        result.script = {"name": scenario.script, "node": node, "error": str(error)}
+        return {}
+    direct = run_direct(scenario.script)
+    mismatches = compare_end_states(live, direct)
+    result.violations += [Violation("grassroots", v) for v in live["violations"]]
+    result.violations += [Violation("script", f"{scenario.script}: {m}") for m in mismatches]
+    result.script = {
+        "name": scenario.script,
+        "node": node,
+        "stretch": scenario.stretch,
+        "base": live["base"],
+        "end_height": live["height"],
+        "waves": live["waves"],
+        "day_slack_heights": live["slack"],
+        "took_s": round(time.monotonic() - began, 3),
+        "matches_direct": not mismatches,
+        "mismatches": mismatches,
+        "end_state": {k: live[k] for k in ("agents", "supply", "checkpoints", "violations")},
+    }
+    return {bytes.fromhex(h): height for h, height in live["committed"].items()}
 
 
 def _hash(tx: bytes) -> bytes:

@@ -11,6 +11,7 @@ from typing import Any
 EXAMPLE = """examples:
   hedgerow testnet up -n 4 --app grassroots --dir ./net
   hedgerow testnet scenario testnet/scenarios/crash-leader.toml --dir ./net
+  hedgerow testnet scenario village --dir ./net    # the village-market month, live vs direct run
   hedgerow testnet scenario testnet/scenarios/*.toml --dir ./fresh --up --json
 """
 
@@ -25,7 +26,13 @@ def register(sub: Any) -> None:
         epilog=EXAMPLE,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("files", type=Path, nargs="+", metavar="FILE")
+    parser.add_argument(
+        "files",
+        type=Path,
+        nargs="+",
+        metavar="FILE",
+        help="a scenario file, or a grassroots script's name (village, play-2 ... play-11)",
+    )
     parser.add_argument("--dir", type=Path, required=True, help="the testnet directory")
     parser.add_argument(
         "--up",
@@ -46,6 +53,35 @@ def register(sub: Any) -> None:
     parser.set_defaults(handler=cmd_scenario)
 
 
+def load(path: Path) -> Any:
+    """A scenario file, or a grassroots script's name (`village`, `play-4b`, ...) when no such file
+    exists: that script against the live chain, its end state compared with the direct run's."""
+    from hedgerow.testnet.scenario_file import load_scenario, script_scenario
+    from hedgerow.testnet.sim.grassroots_campaign import SCRIPTS
+
+    if not path.exists() and str(path) in SCRIPTS:
+        return script_scenario(str(path))
+    return load_scenario(path)
+
+
+def print_script(script: dict[str, Any] | None) -> None:
+    """A script scenario's live end state (the spec's table) and whether it equals the direct run's."""
+    from hedgerow.node.output import console
+    from hedgerow.testnet.sim.grassroots_campaign import print_report
+
+    if script is None or "end_state" not in script:
+        return
+    print_report(script["name"], {**script["end_state"], "now": script["end_height"]}, as_json=False)
+    same = "equals" if script["matches_direct"] else "[red]differs from[/red]"
+    console.print(
+        f"live {script['name']}: node {script['node']}, stretch {script['stretch']} (day d = height "
+        f"{script['base']} + {script['stretch']}*5d), waves per act {script['waves']}, fewest heights "
+        f"left in a day {script['day_slack_heights']}, {script['took_s']:.1f} s; the end state {same} "
+        "the direct run's (hedgerow sim --protocol grassroots --scenario "
+        f"{script['name']})"
+    )
+
+
 def cmd_scenario(args: argparse.Namespace) -> int:
     from hedgerow.node.errors import UsageError, VerdictFailure
     from hedgerow.node.output import console, print_json
@@ -53,7 +89,6 @@ def cmd_scenario(args: argparse.Namespace) -> int:
     from hedgerow.testnet.netns import open_testnet
     from hedgerow.testnet.report import print_result, summary_table
     from hedgerow.testnet.scenario import create_for, run_scenario
-    from hedgerow.testnet.scenario_file import load_scenario
 
     if not args.scale > 0:
         raise UsageError("--scale must be positive")
@@ -61,7 +96,7 @@ def cmd_scenario(args: argparse.Namespace) -> int:
         raise UsageError(
             "--netns goes with --up (a testnet created in namespaces records it in DIR/netns.json)"
         )
-    scenarios = [load_scenario(path).scaled(args.scale) for path in args.files]
+    scenarios = [load(path).scaled(args.scale) for path in args.files]
     created = None
     try:
         if args.up:
@@ -81,6 +116,7 @@ def cmd_scenario(args: argparse.Namespace) -> int:
             results.append(result)
             if not args.json:
                 print_result(result)
+                print_script(result.script)
     except WaitTimeout as error:
         raise VerdictFailure(f"{error} (logs under {args.dir}/*/data/logs)") from None
     finally:

@@ -24,6 +24,14 @@
     expect = "pass"                # or "violation": a scenario built to break an invariant
     byzantine_observed = false     # true: fail unless honest nodes saw the misbehaviour
 
+A scripted scenario runs a grassroots script instead of the random load (no [load], no [[perturb]]),
+then compares the live ledger's end state with the direct run's (`hedgerow sim --protocol grassroots
+--scenario NAME`). `hedgerow testnet scenario village` is `script_scenario("village")`; as a file:
+
+    name = "village"
+    script = "village"             # a name in grassroots_campaign.SCRIPTS
+    stretch = 4                    # heights per script tick (the ledger's clock is the height)
+
 Step keys by action:
     kill | restart | stop | pause | resume         node
     partition                                      groups = [["v0"], ["v1", "v2", "v3"]], one_way
@@ -49,7 +57,18 @@ from typing import Any
 
 from hedgerow.node.errors import ConfigError
 
-TOP_KEYS = {"name", "description", "duration_s", "seed", "testnet", "load", "perturb", "check"}
+TOP_KEYS = {
+    "name",
+    "description",
+    "duration_s",
+    "seed",
+    "testnet",
+    "load",
+    "perturb",
+    "check",
+    "script",
+    "stretch",
+}
 TESTNET_KEYS = {"validators", "consensus", "mempool"}
 LOAD_KEYS = {"rate_tps", "accounts", "ack_timeout_s"}
 CHECK_KEYS = {"liveness_bound_s", "expect", "byzantine_observed", "min_acknowledged"}
@@ -103,6 +122,8 @@ class Scenario:
     expect: str = "pass"
     byzantine_observed: bool = False
     min_acknowledged: int = 1
+    script: str = ""  # a grassroots script (replaces the load; no perturbation timeline)
+    stretch: int = 4  # heights per script tick
 
     def scaled(self, factor: float) -> Scenario:
         """The same timeline compressed or stretched by `factor` (bounded runs in tests)."""
@@ -129,6 +150,15 @@ def load_scenario(path: Path) -> Scenario:
     except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
         raise ConfigError(f"{path}: {error}") from None
     return parse_scenario(raw, str(path), default_name=Path(path).stem)
+
+
+def script_scenario(name: str, stretch: int = 4) -> Scenario:
+    """The scenario a bare script name stands for (`hedgerow testnet scenario village`)."""
+    from hedgerow.testnet.sim.grassroots_campaign import SCENARIOS
+
+    return parse_scenario(
+        {"name": name, "description": SCENARIOS.get(name, ""), "script": name, "stretch": stretch}, name
+    )
 
 
 def _table(raw: dict[str, Any], key: str, allowed: set[str], where: str) -> dict[str, Any]:
@@ -159,6 +189,17 @@ def parse_scenario(raw: dict[str, Any], where: str = "scenario", default_name: s
     duration = float(raw.get("duration_s", 8.0))
     if duration <= 0 or any(s.at_s > duration for s in steps):
         raise ConfigError(f"{where}: duration_s must be positive and cover every step's at_s")
+    script = str(raw.get("script", ""))
+    stretch = raw.get("stretch", 4)
+    if script:
+        from hedgerow.testnet.sim.grassroots_campaign import SCRIPTS
+
+        if script not in SCRIPTS:
+            raise ConfigError(f"{where}: unknown script {script!r} (have: {', '.join(SCRIPTS)})")
+        if steps or "load" in raw:
+            raise ConfigError(f"{where}: a script scenario has no [load] and no [[perturb]] steps")
+    if type(stretch) is not int or stretch < 1:
+        raise ConfigError(f"{where}: stretch must be a positive integer, got {stretch!r}")
     return Scenario(
         name=str(raw.get("name", default_name)),
         description=str(raw.get("description", "")),
@@ -175,6 +216,8 @@ def parse_scenario(raw: dict[str, Any], where: str = "scenario", default_name: s
         expect=expect,
         byzantine_observed=bool(check.get("byzantine_observed", False)),
         min_acknowledged=int(check.get("min_acknowledged", 1)),
+        script=script,
+        stretch=stretch,
     )
 
 

@@ -19,7 +19,7 @@ from typing import Any
 from hedgerow.protocols.crypto import SigningKey
 from hedgerow.protocols.grassroots.client import Client
 from hedgerow.protocols.grassroots.codes import Code
-from hedgerow.protocols.grassroots.encoding import tx_hash_of
+from hedgerow.protocols.grassroots.encoding import decode_tx, tx_hash_of
 from hedgerow.protocols.grassroots.instruments import (
     balloon_loan,
     credit_line,
@@ -149,56 +149,138 @@ class Market:
 class LiveMarket(Market):
     """The same scripts against a running node (its home), through its RPC.
 
-    Every act waits for its tick, then submits its txs one by one (each waiting to be speculatively
-    committed, so a later tx of the act sees an earlier one) and reads their receipts back. An act
-    that ends outside the script day it belongs to is reported as a violation: the chain ran faster
-    than the driver, so raise `stretch`. The end state comes from a snapshot of the node's ledger."""
+    The ledger's only clock is the block (`now = height` under genesis `clock = "height"`), so script
+    tick `t` is height `base + t * stretch`, `base` a little past the height at the start. Each act
+    (one `block` call, one block in the direct run) waits for its tick, then goes out in *waves*:
+    a wave is every not-yet-sent tx of the act whose receipt does not depend on another sender's tx
+    of the act that has not committed yet. `plan_wave` finds it on a copy of the node's ledger: each
+    candidate applied with only its own sender's earlier txs of the wave must give the receipt (code
+    and events) the whole act gives in script order, and the wave in any per-sender grouping must
+    too (the mempool reaps per sender in nonce order, senders in arrival order). All of a wave's txs
+    are submitted at once; the next wave waits for their receipts. An act that commits outside the
+    script day it belongs to is reported as a violation (raise `stretch`). The end state comes from a
+    snapshot of the node's ledger."""
 
     def __init__(
         self, params: Params, letters: str, home: Path, *, stretch: int, deadline_s: float, days: bool
     ) -> None:
+        from hedgerow.node.rpc_client import client_for_home
+
         self.home, self.deadline_s, self.days = home, deadline_s, days
         self.slips: list[str] = []
+        self.waves: list[int] = []  # waves per act, for the report
+        self.committed: dict[str, int] = {}  # tx hash (hex) -> the height its receipt names
+        self.slack: int | None = None  # fewest heights left in a day after one of its acts
+        self.rpc = client_for_home(home)
         super().__init__(params, letters, stretch=stretch)
         for client in self.clients.values():
             client.nonce = int(self._query("nonce", {"account": client.account.hex()}))
         self.base = self.height() + 2 * stretch
 
-    def _query(self, path: str, args: dict[str, Any]) -> Any:
-        from hedgerow.node.rpc_client import query
+    def close(self) -> None:
+        self.rpc.close()
 
-        return query(self.home, path, args)
+    def _query(self, path: str, args: dict[str, Any]) -> Any:
+        return self.rpc.call("query", path=path, args=args)
 
     def height(self) -> int:
         return int(self._query("status", {})["height"])
+
+    def _snapshot(self) -> bytes:
+        return bytes.fromhex(self._query("snapshot", {}))
 
     @property
     def state(self) -> LedgerState:
         from hedgerow.protocols.grassroots.state import restore_state
 
-        return restore_state(bytes.fromhex(self._query("snapshot", {})))
+        return restore_state(self._snapshot())
 
     def _wait(self, condition: Callable[[], Any], what: str) -> Any:
-        from hedgerow.testnet.launcher import wait_until
+        """Poll `condition` (an RPC read) until truthy; a block is ~0.1 s, so poll finely."""
+        import time
 
-        return wait_until(condition, self.deadline_s, what)
+        from hedgerow.testnet.launcher import WaitTimeout
+
+        end = time.monotonic() + self.deadline_s
+        while True:
+            value = condition()
+            if value:
+                return value
+            if time.monotonic() >= end:
+                raise WaitTimeout(f"timed out after {self.deadline_s:.0f} s waiting for {what}")
+            time.sleep(0.02)  # the poll interval of a condition with a deadline
+
+    def _trial(self, snapshot: bytes, at: int, txs: Sequence[bytes]) -> list[tuple[int, Any]]:
+        """(code, events) of `txs` applied in one block on a copy of the node's ledger."""
+        from hedgerow.protocols.grassroots.state import restore_state
+
+        state = restore_state(snapshot)
+        height = state.height + 1
+        result = Ledger(self.params, state).apply_block(height, max(height, at, state.now), txs)
+        return [(int(r.code), r.events) for r in result.receipts]
+
+    def plan_wave(self, snapshot: bytes, at: int, txs: Sequence[bytes]) -> list[int]:
+        """Indices (into `txs`, the act's unsent txs in script order) safe to submit together."""
+        wanted = self._trial(snapshot, at, txs)
+        signers = [decode_tx(raw, self.params).signer for raw in txs]
+        chosen: list[int] = []
+        blocked: set[bytes] = set()  # a sender whose earlier tx waits: its later ones wait too
+        for i in range(len(txs)):
+            if signers[i] in blocked:
+                continue
+            mine = [j for j in chosen if signers[j] == signers[i]] + [i]
+            if i == 0 or self._trial(snapshot, at, [txs[j] for j in mine])[-1] == wanted[i]:
+                chosen.append(i)
+            else:
+                blocked.add(signers[i])
+        while len(chosen) > 1 and not self._orders_agree(snapshot, at, txs, chosen, signers, wanted):
+            chosen.pop()
+        return chosen
+
+    def _orders_agree(
+        self,
+        snapshot: bytes,
+        at: int,
+        txs: Sequence[bytes],
+        chosen: list[int],
+        signers: list[bytes],
+        wanted: list[tuple[int, Any]],
+    ) -> bool:
+        senders = list(dict.fromkeys(signers[i] for i in chosen))
+        orders = [chosen] + [
+            [i for s in group for i in chosen if signers[i] == s] for group in (senders, senders[::-1])
+        ]
+        for order in orders:
+            got = self._trial(snapshot, at, [txs[i] for i in order])
+            if any(got[k] != wanted[i] for k, i in enumerate(order)):
+                return False
+        return True
 
     def block(
         self, txs: Sequence[bytes], *, at: int | None = None, expect: Sequence[Code] | None = None
     ) -> list[Receipt]:
-        from hedgerow.node.rpc_client import submit
-
         if at is not None:
             self._wait(lambda: self.height() >= at - 1, f"height {at - 1}")
-        found = []
-        for raw in txs:
-            answer = submit(self.home, raw, "speculative", timeout_s=self.deadline_s)
-            if answer.get("status") == "rejected":
-                raise ScenarioError(f"tick {at}: the node rejected a tx: {answer.get('result')}")
-            found.append(self._receipt(tx_hash_of(raw).hex()))
+        found: dict[int, dict[str, Any]] = {}
+        left = list(range(len(txs)))
+        waves = 0
+        while left:
+            target = at if at is not None else self.height() + 1
+            wave = [left[k] for k in self.plan_wave(self._snapshot(), target, [txs[i] for i in left])]
+            for i in wave:
+                answer = self.rpc.call("submit", tx=txs[i], wait="none", wait_timeout_s=self.deadline_s)
+                if answer.get("status") == "rejected":
+                    raise ScenarioError(f"tick {at}: the node rejected a tx: {answer.get('result')}")
+            for i in wave:
+                found[i] = self._receipt(tx_hash_of(txs[i]).hex())
+                self.committed[found[i]["tx_hash"]] = int(found[i]["height"])
+            left = [i for i in left if i not in found]
+            waves += 1
+        self.waves.append(waves)
         if not txs and at is not None:
             self._wait(lambda: self.height() >= at, f"height {at}")
-        receipts = [Receipt(bytes.fromhex(r["tx_hash"]), Code[r["code"]], r["events"]) for r in found]
+        rows = [found[i] for i in range(len(txs))]
+        receipts = [Receipt(bytes.fromhex(r["tx_hash"]), Code[r["code"]], r["events"]) for r in rows]
         wanted = list(expect) if expect is not None else [Code.OK] * len(txs)
         if [r.code for r in receipts] != wanted:
             raise ScenarioError(
@@ -208,7 +290,10 @@ class LiveMarket(Market):
         if at is not None and self.days:
             span = self.params.ticks_per_day * self.stretch
             day_end = self.base + ((at - self.base) // span + 1) * span
-            late = [r["height"] for r in found if r["height"] >= day_end]
+            last = max((int(r["height"]) for r in rows), default=None)
+            if last is not None:
+                self.slack = min(day_end - last, self.slack if self.slack is not None else day_end)
+            late = [r["height"] for r in rows if r["height"] >= day_end]
             if late:
                 self.slips.append(
                     f"act of tick {at} committed at height {max(late)}, past its day (< {day_end})"
@@ -230,7 +315,8 @@ class LiveMarket(Market):
 
 def run_live(name: str, home: Path, *, stretch: int = 10, deadline_s: float = 60.0) -> dict[str, Any]:
     """Run scenario `name` against the node at `home` (a fresh chain's ledger, or any: the script
-    starts two of its days after the current height); the end state as `run_scenario` reports it."""
+    starts two of its days after the current height); the end state as `run_scenario` reports it,
+    plus `waves` (per act) and `base`/`stretch` (script tick t is height base + t * stretch)."""
     from hedgerow.node.home import load_genesis
 
     genesis = load_genesis(home / "config" / "genesis.json")
@@ -242,8 +328,49 @@ def run_live(name: str, home: Path, *, stretch: int = 10, deadline_s: float = 60
     letters = VILLAGE_LETTERS if village else "AB"
     # the village's acts belong to days; the plays' acts only have to come after their ticks
     market = LiveMarket(params, letters, home, stretch=stretch, deadline_s=deadline_s, days=village)
-    SCRIPTS[name](market)
-    return market.end_state()
+    used = [x for x, client in market.clients.items() if client.nonce]
+    if village and used:
+        market.close()
+        raise ScenarioError(
+            f"agents {', '.join(used)} already signed txs on this chain (an earlier run?): "
+            "the village month needs a fresh testnet"
+        )
+    try:
+        SCRIPTS[name](market)
+        report = market.end_state()
+    finally:
+        market.close()
+    return {
+        **report,
+        "waves": market.waves,
+        "base": market.base,
+        "stretch": stretch,
+        "slack": market.slack,
+        "committed": market.committed,
+    }
+
+
+COMPARED = ("holds", "treasury", "ratios", "current_liabilities")
+
+
+def compare_end_states(live: dict[str, Any], direct: dict[str, Any]) -> list[str]:
+    """Where a live run's end state differs from the direct run's: per agent its holdings, treasury,
+    ratios and current liabilities, the supply, and the checkpoints (heights and `now` differ by
+    design: live ticks are stretched and start past the chain's height)."""
+    out = []
+    for letter, want in direct["agents"].items():
+        got = live["agents"].get(letter, {})
+        out += [
+            f"{letter} {key}: live {got.get(key)}, direct {want[key]}"
+            for key in COMPARED
+            if got.get(key) != want[key]
+        ]
+    if live["supply"] != direct["supply"]:
+        out.append(f"supply: live {live['supply']}, direct {direct['supply']}")
+    for name, want in direct["checkpoints"].items():
+        if live["checkpoints"].get(name) != want:
+            out.append(f"checkpoint {name}: live {live['checkpoints'].get(name)}, direct {want}")
+    return out
 
 
 def village_params() -> Params:
