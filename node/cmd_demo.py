@@ -1,21 +1,24 @@
 """`hedgerow demo [--quick] [--json]` (= `make demo`): the whole system in a few minutes.
 
 1. Bring up 4 validators (real processes on loopback) running the grassroots ledger.
-2. Agents trade on the live chain (mints and transfers over the client API + RPC) while the current
+2. The GLP "village market month" on that fresh chain: the scenario runner's script mode
+   (`hedgerow testnet scenario village`: `script_scenario` + `run_scenario`), the script's days mapped
+   onto heights and each act's txs submitted in waves; its end state (the spec's table) is compared
+   with the direct in-process run, and any difference fails the demo. It runs first: the script needs
+   agents (`grassroots/A`...) that have signed nothing yet, and the direct run's supply holds only the
+   script's classes, so the trading load's mints (step 3) must not be on the chain before it.
+3. Agents trade on the live chain (mints and transfers over the client API + RPC) while the current
    leader is SIGKILLed in the middle and started again: the scenario runner of testnet/scenario.py,
    so the scenario invariant checks run at the end (prefixes, acknowledged txs, ledger, signers).
-3. A parallel-Newton job on the validators' own compute-worker actors (`node/actor_compute.py`),
+4. A parallel-Newton job on the validators' own compute-worker actors (`node/actor_compute.py`),
    coordinated from this process through `node/job_client.py` (the code behind `hedgerow job newton
    --dir`): the validator the job is first sent to is SIGKILLed while it holds it, the job is
    reassigned, the answer is re-checked here against the sequential loop; the killed validator is
    started again.
-4. A gradient-coded (COCO-EF) training job on the validators' GcWorker actors (`hedgerow job train
+5. A gradient-coded (COCO-EF) training job on the validators' GcWorker actors (`hedgerow job train
    --dir`): one validator is SIGSTOPped for some rounds (a straggler) and resumed; every round is
    decoded from the replies of n - s workers. Both jobs write the dashboard's progress log
    (`DIR/jobs/*.jsonl`).
-5. The GLP "village market month" script on an in-process ledger with its invariant monitor. On
-   the live chain (`LiveMarket`) it does not fit the time budget: every scripted tx waits for its
-   own commit, so one script day needs 60+ heights and the month 2,000+ (the output says so).
 6. Tear down; exit 1 if any check failed.
 """
 
@@ -37,8 +40,9 @@ def register(verbs: Any) -> None:
         "demo",
         help="run the demo: 4 validators, a market under a crash, compute jobs, invariant checks",
         description="Bring up 4 validators, trade grassroots txs against them while the leader is killed and "
-        "restarted, run the village-market script, a parallel-Newton and a gradient-coded job, check the "
-        "invariants and tear down. Exit 1 if a check fails.",
+        "restarted, run a parallel-Newton and a gradient-coded job on them, then the village-market month "
+        "on the same chain (its end state compared with the direct run), check the invariants and tear "
+        "down. Exit 1 if a check fails.",
         epilog="example: hedgerow demo --quick",
     )
     parser.add_argument("--quick", action="store_true", help="shorter timeline and jobs (CI)")
@@ -59,7 +63,6 @@ def run_demo(args: argparse.Namespace) -> int:
     cleanup = args.dir is None
     try:
         report.update(_on_the_testnet(args, directory))
-        report["village"] = _village(args)
     finally:
         if cleanup:
             shutil.rmtree(directory, ignore_errors=True)
@@ -83,7 +86,7 @@ def run_demo(args: argparse.Namespace) -> int:
     return 0
 
 
-PARTS = ("chain", "newton", "gradcoding", "village")
+PARTS = ("village", "chain", "newton", "gradcoding")
 
 
 def _on_the_testnet(args: argparse.Namespace, directory: Path) -> dict[str, Any]:
@@ -111,9 +114,10 @@ def _on_the_testnet(args: argparse.Namespace, directory: Path) -> dict[str, Any]
     out: dict[str, Any] = {}
     try:
         _say(args, f"   up in {time.monotonic() - t0:.1f} s; heights {testnet.heights()}")
+        out["village"] = _guarded(_village, args, testnet, where=VILLAGE_NOTE)
         _say(
             args,
-            f"[bold]2. agents trade for {duration:.0f} s; the leader is killed at t={duration * 0.3:.1f} s "
+            f"[bold]3. agents trade for {duration:.0f} s; the leader is killed at t={duration * 0.3:.1f} s "
             f"and restarted at t={duration * 0.55:.1f} s[/bold]",
         )
 
@@ -132,46 +136,44 @@ def _on_the_testnet(args: argparse.Namespace, directory: Path) -> dict[str, Any]
     return out
 
 
-def _village(args: argparse.Namespace) -> dict[str, Any]:
-    from hedgerow.testnet.sim.grassroots_campaign import VILLAGE_LETTERS, Market, run_village, village_params
+VILLAGE_NOTE = "the demo's 4 validators (live month, end state compared with the direct run)"
 
+
+def _village(args: argparse.Namespace, testnet: Any) -> dict[str, Any]:
+    from hedgerow.testnet.report import print_result
+    from hedgerow.testnet.scenario import run_scenario
+    from hedgerow.testnet.scenario_cli import print_script
+    from hedgerow.testnet.scenario_file import script_scenario
+
+    scenario = script_scenario("village", stretch=VILLAGE_STRETCH)
     _say(
         args,
-        "[bold]5. the GLP village-market month[/bold] (scripted acts on an in-process ledger with the "
-        "invariant monitor: NOT on the testnet. Live, each scripted tx waits for its own commit (about 4 "
-        "blocks), so day 1's 16 txs need over 60 heights before their offers expire: the month would take "
-        "over 2,000 heights, about 3 minutes at ~11 blocks/s, past the demo's budget)",
+        "[bold]2. the GLP village-market month on the fresh testnet[/bold] (`hedgerow testnet scenario "
+        f"village`): script tick t is height base + {scenario.stretch}t, each act's txs go out in waves; the "
+        "end state must equal the direct in-process run's",
     )
-    market = Market(village_params(), VILLAGE_LETTERS)
-    error = None
-    try:
-        run_village(market)
-    except Exception as failure:  # noqa: BLE001 - reported as the part's verdict
-        error = str(failure)
-    end = market.end_state()
+    result = run_scenario(testnet, scenario, restore=False)
     if not args.json:
-        rows = [(x, end["agents"][x]["holds"], end["agents"][x]["treasury"]) for x in VILLAGE_LETTERS]
-        console.print(table(f"village market at tick {end['now']}", ["agent", "holds", "treasury"], rows))
-    ok = error is None and not end["violations"]
-    return {
-        "where": "in this process (local ledger), not on the testnet",
-        "ok": ok,
-        "error": error,
-        "violations": end["violations"],
-        "height": end["height"],
-    }
+        print_result(result)
+        print_script(result.script)
+    script = result.script or {}
+    ok = result.passed and script.get("matches_direct") is True
+    return {"where": VILLAGE_NOTE, "ok": ok, **result.to_json()}
+
+
+VILLAGE_STRETCH = 4  # heights per script tick: the scenario's default (a day is 20 heights)
 
 
 NET_NOTE = "the validators' compute-worker actors, coordinated here through node/job_client.py"
 
 
-def _guarded(part: Any, args: argparse.Namespace, testnet: Any) -> dict[str, Any]:
-    """A compute part's report, or a failed one that says why (the demo goes on and tears down)."""
+def _guarded(part: Any, args: argparse.Namespace, testnet: Any, *, where: str = "") -> dict[str, Any]:
+    """A part's report, or a failed one that says why (the demo goes on and tears down)."""
     try:
         result: dict[str, Any] = part(args, testnet)
     except Exception as failure:  # noqa: BLE001 - reported as the part's verdict
         _say(args, f"   [red]failed: {failure}[/red]")
-        return {"where": NET_NOTE, "ok": False, "error": f"{type(failure).__name__}: {failure}"}
+        return {"where": where or NET_NOTE, "ok": False, "error": f"{type(failure).__name__}: {failure}"}
     return result
 
 
@@ -195,7 +197,7 @@ def _newton(args: argparse.Namespace, testnet: Any) -> dict[str, Any]:
     T = 1000 if args.quick else 3000
     _say(
         args,
-        f"[bold]3. parallel-Newton job[/bold] (quasi-DEER on a GRU, T={T}, D=4, float64) on the validators' "
+        f"[bold]4. parallel-Newton job[/bold] (quasi-DEER on a GRU, T={T}, D=4, float64) on the validators' "
         "compute workers; the validator it is first sent to is SIGKILLed while it holds the job",
     )
     job_args = _job_args(["newton", "--system", "gru", "--T", str(T), "--D", "4", "--method", "quasi_deer",
@@ -241,7 +243,7 @@ def _gradcoding(args: argparse.Namespace, testnet: Any) -> dict[str, Any]:
     pause_at, resume_at = 5, 5 + (6 if args.quick else 12)
     _say(
         args,
-        f"[bold]4. gradient-coded training[/bold] (COCO-EF, logistic regression, n=4 validators, s=1, "
+        f"[bold]5. gradient-coded training[/bold] (COCO-EF, logistic regression, n=4 validators, s=1, "
         f"{rounds} rounds) on the validators' GcWorker actors; one validator is SIGSTOPped after round "
         f"{pause_at} and resumed after round {resume_at}",
     )
