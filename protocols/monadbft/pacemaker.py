@@ -35,6 +35,8 @@ class PacemakerMixin(CoreState):
 
     def process_cert(self, cert: QC | TC) -> None:
         if isinstance(cert, TC):
+            if isinstance(cert.high_extend, Tip):
+                self.index_tip(cert.high_extend)  # R11: TC tips are indexed too
             self.observe_qc(qc_of(cert))
         if cert.round <= self.high_cert.round:
             return
