@@ -27,6 +27,7 @@ import numpy as np
 import pytest
 import torch
 import trio
+from testnet_helpers import fast_testnet
 
 from hedgerow.compute.gradcoding.driver import TrainSetup, build_problem
 from hedgerow.compute.gradcoding.messages import CompressorSpec, GcJobResult
@@ -46,21 +47,14 @@ from hedgerow.node.job_client import (
     run_newton,
 )
 from hedgerow.testnet.dashboard.sources import read_jobs
-from hedgerow.testnet.launcher import Testnet, up
-from hedgerow.testnet.manifest import parse_manifest
+from hedgerow.testnet.launcher import Testnet
 
 pytestmark = pytest.mark.multiprocess
 
 
 @pytest.fixture(scope="module")
 def testnet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Testnet]:
-    directory = tmp_path_factory.mktemp("compute-net")
-    manifest = parse_manifest({"validators": 4, "consensus": {"delta_ms": 50, "local_processing_ms": 50}})
-    result = up(directory, manifest, deadline_s=60)
-    try:
-        yield result.testnet
-    finally:
-        result.testnet.kill_all()
+    yield from fast_testnet(tmp_path_factory.mktemp("compute-net"))
 
 
 class PatternSim(GcSim):

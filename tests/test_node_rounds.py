@@ -18,24 +18,18 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from testnet_helpers import fast_testnet
 
 from hedgerow.node.cli import main
 from hedgerow.node.job_client import cluster_from_testnet
-from hedgerow.testnet.launcher import Testnet, up, wait_until
-from hedgerow.testnet.manifest import parse_manifest
+from hedgerow.testnet.launcher import Testnet, wait_until
 
 pytestmark = pytest.mark.multiprocess
 
 
 @pytest.fixture(scope="module")
 def testnet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Testnet]:
-    directory = tmp_path_factory.mktemp("rounds-net")
-    manifest = parse_manifest({"validators": 4, "consensus": {"delta_ms": 50, "local_processing_ms": 50}})
-    result = up(directory, manifest, deadline_s=60)
-    try:
-        yield result.testnet
-    finally:
-        result.testnet.kill_all()
+    yield from fast_testnet(tmp_path_factory.mktemp("rounds-net"))
 
 
 @pytest.mark.parametrize("algorithm", ["otr", "lv", "floodmin"])
