@@ -25,6 +25,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+BATCH_INTERVAL_S = 0.02  # the client sends what 20 ms of its offered load makes, per node
+
 
 def verify_rate(seconds: float = 1.0) -> float:
     from hedgerow.protocols.crypto import SigningKey
@@ -74,7 +76,8 @@ def client_main(args: argparse.Namespace) -> int:
     total = int(args.rate * args.seconds)
     senders = max(64, total // 32)
     txs = make_txs(args.chain_id, senders=senders, per_sender=-(-total // senders), tag="bench")[:total]
-    result = trio.run(lambda: submit_all(ports, txs, wait="final", in_flight=4096,
+    batch = max(1, round(args.rate * BATCH_INTERVAL_S))
+    result = trio.run(lambda: submit_all(ports, txs, wait="final", in_flight=16384, batch_txs=batch,
                                          timeout_s=args.seconds + 60, rate_tps=args.rate))
     spec = [r["speculative_ms"] for r in result.results if r.get("speculative_ms") is not None]
     final = [r["final_ms"] for r in result.results if r.get("final_ms") is not None]
@@ -91,7 +94,7 @@ def run_bench(args: argparse.Namespace) -> dict[str, Any]:
     cores = os.cpu_count() or 1
     per_core_before = verify_rate(0.5 if args.quick else 2.0)
     validators = 4
-    consensus = {"vote_pace_ms": 0, "max_block_txs": 2000}
+    consensus = {"vote_pace_ms": args.vote_pace_ms, "max_block_txs": 2000}
     with tempfile.TemporaryDirectory(prefix="hedgerow-bench-") as tmp:
         result = up(Path(tmp) / "net", default_manifest(validators, consensus=consensus), deadline_s=60)
         testnet = result.testnet
@@ -149,6 +152,8 @@ def main() -> int:
     parser.add_argument("--json", type=Path, help="write the results here")
     parser.add_argument("--rate", type=float, default=None, help="offered load, tx/s")
     parser.add_argument("--seconds", type=float, default=None, help="load duration")
+    parser.add_argument("--vote-pace-ms", type=int, default=0,
+                        help="validators' vote pacing (0: vote as soon as a proposal checks)")
     parser.add_argument("--client", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--ports", help=argparse.SUPPRESS)
     parser.add_argument("--chain-id", help=argparse.SUPPRESS)

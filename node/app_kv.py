@@ -91,6 +91,7 @@ class KvApp:
         self.nonces: dict[bytes, int] = {}
         self._hash = hashlib.sha256(b"hedgerow/kv/genesis|" + chain_id.encode()).digest()
         self.executed = 0
+        self.verifications = 0  # signature checks run (the cache saves the rest)
         # Txs (by SHA-256 of their bytes) this process already decoded and verified, with what
         # execution needs: mempool admission checks a tx once, a forwarded copy and the block
         # that carries it reuse that check (no second decode or signature verification); bounded,
@@ -110,6 +111,7 @@ class KvApp:
         except Exception as error:  # noqa: BLE001 - any decode failure is "malformed"
             reason = str(error) if str(error) in ("oversize", "wrong_chain", "non_canonical") else "malformed"
             return CheckResult(False, reason, b"", 0, tx_hash), None
+        self.verifications += 1
         if not VerifyKey(signer).verify_raw(sig, tx_sign_bytes(chain, kind, signer, nonce, body)):
             return CheckResult(False, "bad_signature", signer, nonce, tx_hash), None
         checked = _Checked(kind, signer, nonce, body)
@@ -162,7 +164,8 @@ class KvApp:
             return {"nonce": self.account_nonce(signer) if isinstance(signer, bytes) else 0}
         if path == "info":
             return {"app": self.name, "height": self.height, "state_hash": self._hash.hex(),
-                    "keys": len(self.data), "executed": self.executed}
+                    "keys": len(self.data), "executed": self.executed,
+                    "verifications": self.verifications}
         raise KeyError(f"unknown query path {path!r}")
 
     def snapshot(self) -> bytes:

@@ -39,9 +39,9 @@ from hedgerow.node.store import SignedRow
 from hedgerow.protocols.actions import Broadcast, Deliver, Evidence, Persist, Send, SetTimer
 from hedgerow.protocols.crypto import VerifyKey
 from hedgerow.protocols.monadbft import messages as m
+from hedgerow.protocols.monadbft.certificates import Verifier
 from hedgerow.protocols.monadbft.params import Params, ValidatorSet
 from hedgerow.protocols.monadbft.records import Checkpoint, Finalized, SpecRevert, Voted
-from hedgerow.protocols.monadbft.txpool import tx_hash
 from hedgerow.protocols.wire import DecodeError, decode, encode
 
 if TYPE_CHECKING:
@@ -57,6 +57,7 @@ VOTES_SEEN_MAX = 20_000
 TX_BATCH_MAX = 512
 DEFAULT_VOTE_PACE_MS = 100
 ENCODED_BLOCKS_KEPT = 64
+SIGNATURE_MEMO_MAX = 1 << 14
 
 
 def validator_set(node: Node) -> ValidatorSet:
@@ -164,8 +165,11 @@ class ConsensusDriver:
         self.restored_root = checkpoint.root if checkpoint is not None else None
         self._logged = {(row.kind, row.round, row.digest) for row in await node.db(store.signed_log)}
         assert node.index is not None
+        # A signature memo: a QC, a TC or a tip seen again in another message is not verified again.
+        verifier = Verifier(memo={}, memo_max=SIGNATURE_MEMO_MAX)
         self.core = MonadCore(node.index, node.key, self.validators, node.chain_id, self.params,
-                              checkpoint=checkpoint, blocks=blocks, payload_source=self.payload_source)
+                              checkpoint=checkpoint, blocks=blocks, payload_source=self.payload_source,
+                              verifier=verifier)
 
     def payload_source(self, txs_max: int, bytes_max: int, exclude: frozenset[bytes]) -> list[bytes]:
         """The core's PayloadSource. `exclude` covers the uncommitted ancestors only (root
@@ -192,7 +196,7 @@ class ConsensusDriver:
             header = block.tip.header
             if header.height <= floor:
                 break
-            node.mempool.mark_finalized(tx_hash(tx) for tx in block.txs)
+            node.mempool.mark_finalized(core.tree.tx_digests(block))
             cursor = header.parent_qc.block_id
         self._marked_height = root_height
 
@@ -350,24 +354,15 @@ class ConsensusDriver:
 
     async def execute(self, actions: list[Any]) -> None:
         node = self.node
-        store = node.store
-        assert store is not None
+        pending: list[tuple[Any, ...]] = []  # consecutive Persists: one thread hop for all of them
         for position, action in enumerate(actions):
             if isinstance(action, Persist):
-                record = action.record
-                if isinstance(record, Checkpoint):
-                    record.check()
-                    signed = self._new_statements(record, _signed_after(actions, position + 1))
-                    blocks = [(b.block_id, b.tip.header.height, b.tip.header.block_round,
-                               self.block_bytes(b)) for b in record.blocks]
-                    started = time.perf_counter()
-                    await node.db(store.write_safety, encode(record), signed, blocks)
-                    self.persist_s.append(time.perf_counter() - started)
-                elif isinstance(record, m.Block):
-                    header = record.tip.header
-                    await node.db(store.put_blocks, [(record.block_id, header.height, header.block_round,
-                                                      self.block_bytes(record))])
-            elif isinstance(action, Send):
+                pending.append(self._store_op(action.record, actions, position))
+                continue
+            if pending:
+                await self._persist(pending)
+                pending = []
+            if isinstance(action, Send):
                 self._send(action.to, action.message)
             elif isinstance(action, Broadcast):
                 self.transport.broadcast(action.message)
@@ -381,6 +376,28 @@ class ConsensusDriver:
             elif isinstance(action, Evidence):
                 self.evidence.append(action.proof)
                 log.warning("event=evidence node=%s proof=%r", node.config.name, action.proof)
+        if pending:
+            await self._persist(pending)
+
+    def _store_op(self, record: Any, actions: list[Any], position: int) -> tuple[Any, ...]:
+        """The store call that makes `record` durable: a checkpoint (fsynced, with its blocks and
+        the statements signed after it) or a block."""
+        store = self.node.store
+        assert store is not None
+        if isinstance(record, Checkpoint):
+            record.check()
+            signed = self._new_statements(record, _signed_after(actions, position + 1))
+            blocks = [(b.block_id, b.tip.header.height, b.tip.header.block_round, self.block_bytes(b))
+                      for b in record.blocks]
+            return (store.write_safety, encode(record), signed, blocks)
+        header = record.tip.header
+        return (store.put_blocks, [(record.block_id, header.height, header.block_round,
+                                    self.block_bytes(record))])
+
+    async def _persist(self, ops: list[tuple[Any, ...]]) -> None:
+        started = time.perf_counter()
+        await self.node.db(_run_ops, ops)
+        self.persist_s.append(time.perf_counter() - started)
 
     def block_bytes(self, block: m.Block) -> bytes:
         """A block's wire encoding, made once: the same block is written as it arrives, with the
@@ -441,7 +458,7 @@ class ConsensusDriver:
                                proof)
             await self.node.ledger_inbox.send(committed_of(block, proof))
         elif isinstance(value, Voted):
-            self.node.note_speculative(value.block.txs)
+            self.node.note_speculative(value.block.block_id, value.block.txs)
         elif isinstance(value, SpecRevert):
             self.view_counts["reverts"] += 1
             header = value.block.tip.header
@@ -498,6 +515,11 @@ class ConsensusDriver:
             return [repr(e) for e in self.evidence]
 
         return {"votes_seen": votes_seen, "evidence": evidence}
+
+
+def _run_ops(ops: list[tuple[Any, ...]]) -> None:
+    for fn, *args in ops:
+        fn(*args)
 
 
 def _signed_after(actions: list[Any], start: int) -> list[SignedRow]:

@@ -19,7 +19,7 @@ import logging
 import signal
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import trio
@@ -32,54 +32,16 @@ from hedgerow.node.metrics import Metrics, MetricsSnapshot
 from hedgerow.node.rpc import RpcServer
 from hedgerow.node.runtime import Mailbox, Supervisor
 from hedgerow.node.store import FinalizedRow, Store, store_path
+from hedgerow.node.waiters import TxWaiter, Verdicts, WaitGroup
 
 log = logging.getLogger("hedgerow.node")
 
 SNAPSHOT_INTERVAL = 100
 MEMPOOL_BATCH = 1024  # txs checked per worker-thread hop
 MEMPOOL_TTL_S = 120.0
-
-
-@dataclass
-class TxWaiter:
-    speculative: trio.Event = field(default_factory=trio.Event)
-    final: trio.Event = field(default_factory=trio.Event)
-    height: int | None = None
-    result: Any = None
-    admitted_at: float = field(default_factory=time.monotonic)
-    speculative_at: float | None = None
-    final_at: float | None = None
-
-    def mark_speculative(self) -> None:
-        if self.speculative_at is None:
-            self.speculative_at = time.monotonic()
-        self.speculative.set()
-
-    def mark_final(self, height: int, result: Any) -> None:
-        self.mark_speculative()
-        self.height, self.result = height, result
-        self.final_at = time.monotonic()
-        self.final.set()
-
-    def latencies_ms(self) -> dict[str, float | None]:
-        def since(at: float | None) -> float | None:
-            return None if at is None else round((at - self.admitted_at) * 1000, 3)
-
-        return {"speculative_ms": since(self.speculative_at), "final_ms": since(self.final_at)}
-
-
-class Verdict:
-    """The mempool's answer to one submission (cheaper than a memory channel per tx)."""
-
-    __slots__ = ("event", "value")
-
-    def __init__(self) -> None:
-        self.event = trio.Event()
-        self.value = ""
-
-    def set(self, value: str) -> None:
-        self.value = value
-        self.event.set()
+SUBMIT_BATCH_MAX = 4096  # txs in one submit_batch request
+WAITS = ("none", "speculative", "final")
+TX_HASHES_KEPT = 256  # blocks whose tx hashes are memoised
 
 
 @dataclass(frozen=True)
@@ -120,7 +82,7 @@ class Node:
         self.metrics = Metrics()
         self.ledger_inbox: Mailbox[CommittedBlock] = Mailbox("ledger", 1024)
         # Items: (txs, reply): one RPC submission with its reply, or a peer's forwarded batch.
-        self.mempool_inbox: Mailbox[tuple[Sequence[bytes], Verdict | None]] = Mailbox("mempool", 16384)
+        self.mempool_inbox: Mailbox[tuple[Sequence[bytes], Verdicts | None]] = Mailbox("mempool", 16384)
         self.waiters: dict[bytes, TxWaiter] = {}
         self.height = 0
         self.state_hash = self.app.state_hash()
@@ -133,6 +95,7 @@ class Node:
         self.ports: dict[str, int] = {}
         self.ledger_ready = trio.Event()
         self.proposed_txs = 0
+        self._tx_hashes: dict[bytes, list[bytes]] = {}  # block id -> its tx hashes (recent blocks)
 
     # -- store access off the event loop -------------------------------------------------------------
 
@@ -238,6 +201,10 @@ class Node:
             block = await self.ledger_inbox.receive()
             if block.height <= self.height:
                 continue  # delivered at least once: already executed
+            # Signature checks of txs this node has not checked yet (a block can finalize before
+            # forwarded copies clear the mempool's queue) run in a worker thread, not on the event loop;
+            # execution then finds every check in the application's cache.
+            await trio.to_thread.run_sync(self._check_all, list(block.txs))
             results = self._execute(block)
             snapshot = None
             if block.height % SNAPSHOT_INTERVAL == 0:
@@ -249,7 +216,7 @@ class Node:
             self.txs_committed += len(block.txs)
             self.last_commit_at = time.monotonic()
             self.metrics.note_commit(len(block.txs))
-            hashes = [tx_hash_of(tx) for tx in block.txs]
+            hashes = self.tx_hashes(block.block_id, block.txs)
             self.mempool.remove(hashes)
             for tx_hash, result in zip(hashes, results, strict=True):
                 waiter = self.waiters.get(tx_hash)
@@ -258,11 +225,20 @@ class Node:
             if self.consensus is not None:
                 self.consensus.on_executed(block, hashes)
 
-    def note_speculative(self, txs: tuple[bytes, ...] | list[bytes]) -> None:
+    def tx_hashes(self, block_id: bytes, txs: Sequence[bytes]) -> list[bytes]:
+        """A block's tx hashes in order, computed once per block (voted, marked final, executed)."""
+        hashes = self._tx_hashes.get(block_id)
+        if hashes is None:
+            hashes = self._tx_hashes[block_id] = [tx_hash_of(tx) for tx in txs]
+            if len(self._tx_hashes) > TX_HASHES_KEPT:
+                del self._tx_hashes[next(iter(self._tx_hashes))]
+        return hashes
+
+    def note_speculative(self, block_id: bytes, txs: Sequence[bytes]) -> None:
         if not self.waiters:
             return
-        for tx in txs:
-            waiter = self.waiters.get(tx_hash_of(tx))
+        for tx_hash in self.tx_hashes(block_id, txs):
+            waiter = self.waiters.get(tx_hash)
             if waiter is not None:
                 waiter.mark_speculative()
 
@@ -285,13 +261,13 @@ class Node:
             now = time.monotonic()
             add, nonce = self.mempool.add, self.app.account_nonce
             for item, reply in batch:
+                verdicts = []
                 for tx in item:
                     check = next(checks)
-                    verdict = add(tx, check, nonce(check.sender) if check.ok else 0, now=now)
-                    if reply is not None:
-                        if verdict == ADD_OK:
-                            from_clients.append(tx)
-                        reply.set(verdict)
+                    verdicts.append(add(tx, check, nonce(check.sender) if check.ok else 0, now=now))
+                if reply is not None:
+                    from_clients += [tx for tx, ok in zip(item, verdicts, strict=True) if ok == ADD_OK]
+                    reply.set(verdicts)
             self.mempool.evict_older(time.monotonic() - MEMPOOL_TTL_S)
             if from_clients and self.consensus is not None:
                 self.consensus.forward_txs(from_clients)
@@ -306,35 +282,46 @@ class Node:
         """Batch signature checks, run in a worker thread (check_tx is stateless)."""
         return [self.app.check_tx(tx) for tx in txs]
 
-    async def submit(self, tx: bytes, wait: str, timeout_s: float) -> dict[str, Any]:
-        if wait not in ("none", "speculative", "final"):
+    async def submit(self, txs: Sequence[bytes], wait: str, timeout_s: float) -> list[dict[str, Any]]:
+        """Admit `txs` (one mempool hop, one signature-check batch) and wait until every admitted one
+        is speculative or final (or `timeout_s` passes); one result per tx, in order."""
+        if wait not in WAITS:
             raise ValueError("wait must be none, speculative or final")
+        hashes = [tx_hash_of(tx) for tx in txs]
         if self.role != "validator":
-            return {"tx_hash": tx_hash_of(tx), "result": "not_validator", "status": "rejected"}
-        tx_hash = tx_hash_of(tx)
-        waiter = None
-        if wait != "none":
-            waiter = self.waiters.setdefault(tx_hash, TxWaiter())
-        reply = Verdict()
+            return [{"tx_hash": h, "result": "not_validator", "status": "rejected"} for h in hashes]
+        group = WaitGroup() if wait != "none" else None
+        mine: dict[int, TxWaiter] = {}  # by position; a hash already waited on (a copy) gets none
+        if group is not None:
+            for position, tx_hash in enumerate(hashes):
+                if tx_hash not in self.waiters:
+                    mine[position] = self.waiters[tx_hash] = TxWaiter(group)
+            group.expect(len(mine))
+        reply = Verdicts()
         try:
-            if not self.mempool_inbox.try_send(((tx,), reply)):
-                return {"tx_hash": tx_hash, "result": "busy", "status": "rejected"}
+            if not self.mempool_inbox.try_send((txs, reply)):
+                return [{"tx_hash": h, "result": "busy", "status": "rejected"} for h in hashes]
             await reply.event.wait()
-            verdict = reply.value
-            if verdict != ADD_OK:
-                return {"tx_hash": tx_hash, "result": verdict, "status": "rejected"}
-            if waiter is None:
-                return {"tx_hash": tx_hash, "result": "ok", "status": "pending"}
-            event = waiter.final if wait == "final" else waiter.speculative
-            with trio.move_on_after(timeout_s):
-                await event.wait()
-            status = "final" if waiter.final.is_set() else "speculative" if waiter.speculative.is_set() \
-                else "pending"
-            return {"tx_hash": tx_hash, "result": "ok", "status": status, "height": waiter.height,
-                    "tx_result": waiter.result, "node": self.config.name, **waiter.latencies_ms()}
+            if group is not None:
+                for position, verdict in enumerate(reply.values):
+                    if verdict != ADD_OK and position in mine:
+                        group.forget(mine[position])  # not admitted: nothing to wait for
+                with trio.move_on_after(timeout_s):
+                    await (group.final if wait == "final" else group.speculative).wait()
+            return [self._submit_result(tx_hash, verdict, mine.get(position))
+                    for position, (tx_hash, verdict) in enumerate(zip(hashes, reply.values, strict=True))]
         finally:
-            if waiter is not None:
-                self.waiters.pop(tx_hash, None)
+            for position, waiter in mine.items():
+                if self.waiters.get(hashes[position]) is waiter:
+                    del self.waiters[hashes[position]]
+
+    def _submit_result(self, tx_hash: bytes, verdict: str, waiter: TxWaiter | None) -> dict[str, Any]:
+        if verdict != ADD_OK:
+            return {"tx_hash": tx_hash, "result": verdict, "status": "rejected"}
+        if waiter is None:
+            return {"tx_hash": tx_hash, "result": "ok", "status": "pending"}
+        return {"tx_hash": tx_hash, "result": "ok", "status": waiter.status, "height": waiter.height,
+                "tx_result": waiter.result, "node": self.config.name, **waiter.latencies_ms()}
 
     # -- RPC -----------------------------------------------------------------------------------------
 
@@ -346,7 +333,17 @@ class Node:
             tx = params.get("tx")
             if not isinstance(tx, bytes):
                 raise ValueError("submit needs tx (bytes)")
-            return await self.submit(tx, str(params.get("wait", "none")),
+            results = await self.submit((tx,), str(params.get("wait", "none")),
+                                        float(params.get("wait_timeout_s", 30.0)))
+            return results[0]
+
+        async def submit_batch(params: dict[str, Any]) -> Any:
+            """Many txs in one request: one result per tx, in order (each as `submit` answers)."""
+            txs = params.get("txs")
+            if not isinstance(txs, list) or not 0 < len(txs) <= SUBMIT_BATCH_MAX \
+                    or not all(isinstance(tx, bytes) for tx in txs):
+                raise ValueError(f"submit_batch needs txs: a list of 1..{SUBMIT_BATCH_MAX} byte strings")
+            return await self.submit(txs, str(params.get("wait", "none")),
                                      float(params.get("wait_timeout_s", 30.0)))
 
         async def query(params: dict[str, Any]) -> Any:
@@ -392,7 +389,8 @@ class Node:
             return {**self.mempool.stats(), "ready": len(ready), "rejected": dict(self.mempool.rejected),
                     "proposed_txs": self.proposed_txs}
 
-        handlers: dict[str, Any] = {"mempool": mempool, "status": status, "submit": submit, "query": query,
+        handlers: dict[str, Any] = {"mempool": mempool, "status": status, "submit": submit,
+                                    "submit_batch": submit_batch, "query": query,
                                     "genesis": genesis, "finalized": finalized, "blocks": blocks,
                                     "signed_log": signed_log, "peers": peers}
         if self.consensus is not None:

@@ -35,8 +35,9 @@ class SubmitResult:
 
 async def submit_all(ports: list[int], txs: list[bytes], *, wait: str = "none", in_flight: int = 256,
                      timeout_s: float = 60.0, rate_tps: float | None = None,
-                     chain_id: str | None = None) -> SubmitResult:
-    """Submit every tx, at most `in_flight` outstanding, optionally paced at `rate_tps` (open loop).
+                     chain_id: str | None = None, batch_txs: int = 1) -> SubmitResult:
+    """Submit every tx, at most `in_flight` outstanding, optionally paced at `rate_tps` (open loop),
+    `batch_txs` consecutive txs at a time (split per node, one `submit_batch` request each).
     Requests leave in list order and all txs of one sender go to the same node, so per-sender nonce
     order is kept (a window of in-flight txs never waits on a nonce that was not sent yet).
     Returns per-tx results and submit->reply latencies."""
@@ -44,32 +45,39 @@ async def submit_all(ports: list[int], txs: list[bytes], *, wait: str = "none", 
     clients = [await AsyncRpcClient.connect("127.0.0.1", port, key, chain_id) for port in ports]
     results: list[dict[str, Any]] = [{} for _ in txs]
     latencies: list[float] = [0.0] * len(txs)
-    slots = trio.Semaphore(in_flight)
+    batch_txs = max(1, batch_txs)
+    slots = trio.Semaphore(max(1, in_flight // batch_txs))
     started = time.perf_counter()
 
-    async def finish(i: int, client: AsyncRpcClient, receive: Any, t0: float) -> None:
+    async def finish(indices: list[int], client: AsyncRpcClient, receive: Any, t0: float) -> None:
         try:
-            results[i] = await client.finish(receive)
+            replies = await client.finish(receive)
         except RpcCallError as error:
-            results[i] = {"result": f"error: {error}"}
+            replies = [{"result": f"error: {error}"}] * len(indices)
         finally:
-            latencies[i] = time.perf_counter() - t0
             slots.release()
+        done = time.perf_counter() - t0
+        for i, reply in zip(indices, replies, strict=True):
+            results[i], latencies[i] = reply, done
 
     async with trio.open_nursery() as readers:
         for client in clients:
             readers.start_soon(client.run_reader)
         async with trio.open_nursery() as nursery:
-            for i, tx in enumerate(txs):
+            for first in range(0, len(txs), batch_txs):
                 if rate_tps:
-                    delay = started + i / rate_tps - time.perf_counter()
+                    delay = started + first / rate_tps - time.perf_counter()
                     if delay > 0:
                         await trio.sleep(delay)
-                await slots.acquire()
-                client = clients[_route(tx, len(clients))]
-                t0 = time.perf_counter()
-                receive = await client.start("submit", tx=tx, wait=wait, wait_timeout_s=timeout_s)
-                nursery.start_soon(finish, i, client, receive, t0)
+                per_node: dict[int, list[int]] = {}
+                for i in range(first, min(first + batch_txs, len(txs))):
+                    per_node.setdefault(_route(txs[i], len(clients)), []).append(i)
+                for node, indices in per_node.items():
+                    await slots.acquire()
+                    t0 = time.perf_counter()
+                    receive = await clients[node].start("submit_batch", txs=[txs[i] for i in indices],
+                                                        wait=wait, wait_timeout_s=timeout_s)
+                    nursery.start_soon(finish, indices, clients[node], receive, t0)
         for client in clients:
             await client.aclose()
         readers.cancel_scope.cancel()

@@ -30,7 +30,7 @@ from hedgerow.node.errors import ConfigError
 from hedgerow.node.follower import Follower, SyncRejected
 from hedgerow.node.join import join_home
 from hedgerow.node.node import Node
-from hedgerow.node.rpc_client import RpcClient
+from hedgerow.node.rpc_client import RpcCallError, RpcClient
 from hedgerow.protocols.crypto import SigningKey, node_id_of
 from hedgerow.protocols.monadbft.messages import Block, Vote, VoteMsg
 from hedgerow.protocols.wire import decode, encode
@@ -77,7 +77,8 @@ def test_four_validators_commit_1000_txs_identically(testnet: Testnet) -> None:
 
     async def submit() -> SubmitResult:
         with trio.fail_after(60):
-            return await submit_all(_rpc_ports(testnet, VALIDATORS), txs, wait="final", timeout_s=50)
+            return await submit_all(_rpc_ports(testnet, VALIDATORS), txs, wait="final", timeout_s=50,
+                                    batch_txs=50)
 
     result = trio.run(submit)
     assert result.verdicts == {"final": 1000}, result.verdicts
@@ -87,6 +88,22 @@ def test_four_validators_commit_1000_txs_identically(testnet: Testnet) -> None:
     infos = [testnet.call(n, "query", path="info", args={}) for n in VALIDATORS]
     assert all(info["executed"] >= 1000 for info in infos)
     assert duplicates(gather(testnet, ["v0"], ["v0"])) == 0, "a tx included twice in the chain"
+
+
+def test_submit_batch_answers_each_tx_in_order(testnet: Testnet) -> None:
+    key = SigningKey.from_label("batch-user")
+    first, second = (make_tx(key, testnet.chain_id, n, body=[b"batch", str(n).encode()]) for n in (0, 1))
+    results = testnet.call("v1", "submit_batch", timeout_s=40.0, txs=[first, first, b"\x93junk", second],
+                           wait="final", wait_timeout_s=30.0)
+    assert [r["result"] for r in results] == ["ok", "duplicate", "invalid:malformed", "ok"], results
+    assert [r["status"] for r in results] == ["final", "rejected", "rejected", "final"], results
+    assert results[3]["height"] >= results[0]["height"] >= 1
+    assert results[0]["final_ms"] >= results[0]["speculative_ms"] >= 0
+    value = testnet.call("v3", "query", path="get", args={"key": b"batch"})
+    assert value["value"] == b"1", "both admitted txs executed, in nonce order"
+    for bad in ([], [1, 2], "tx"):
+        with pytest.raises(RpcCallError, match="submit_batch needs txs"):
+            testnet.call("v1", "submit_batch", txs=bad)
 
 
 def _hedgerow(*args: str) -> subprocess.CompletedProcess[str]:

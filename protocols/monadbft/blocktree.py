@@ -6,6 +6,9 @@ from collections import deque
 from dataclasses import dataclass
 
 from hedgerow.protocols.monadbft.messages import GENESIS_ID, Block
+from hedgerow.protocols.monadbft.txpool import tx_hash
+
+TX_DIGESTS_KEPT = 256  # blocks whose tx digests are memoised
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,6 +34,7 @@ class BlockTree:
         self.children: dict[bytes, list[bytes]] = {}  # parent id -> uncommitted child ids
         self.uncommitted: dict[bytes, None] = {}  # insertion-ordered set
         self.committed_order: deque[bytes] = deque()  # finalized ids, oldest first
+        self._tx_digests: dict[bytes, frozenset[bytes]] = {}  # block id -> its txs' SHA-256s
 
     # -- queries
     def has(self, block_id: bytes) -> bool:
@@ -65,6 +69,16 @@ class BlockTree:
             cursor = block.tip.header.parent_qc.block_id
         path.reverse()
         return path
+
+    def tx_digests(self, block: Block) -> frozenset[bytes]:
+        """The SHA-256s of a block's txs, computed once per block (recent blocks memoised)."""
+        block_id = block.block_id
+        digests = self._tx_digests.get(block_id)
+        if digests is None:
+            digests = self._tx_digests[block_id] = frozenset([tx_hash(tx) for tx in block.txs])
+            if len(self._tx_digests) > TX_DIGESTS_KEPT:
+                del self._tx_digests[next(iter(self._tx_digests))]
+        return digests
 
     # -- updates
     def add(self, block: Block) -> tuple[list[Block], list[Block]]:

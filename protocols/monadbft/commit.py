@@ -84,7 +84,8 @@ class CommitMixin(CoreState):
         deliveries: list[Delivery] = []
         for block in finalized:
             self.spec_final.pop(block.block_id, None)
-            self.pool.finalized(block.txs)
+            if self.payload_source is None:  # the core's own pool supplied (and dedups) the txs
+                self.pool.finalized(block.txs)
             self.stats.add("finalized")
             deliveries.append(Finalized(block, proof))
         for block in pruned:

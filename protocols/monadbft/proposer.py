@@ -28,7 +28,6 @@ from hedgerow.protocols.monadbft.messages import (
     tc_hash_of,
 )
 from hedgerow.protocols.monadbft.state import CoreState
-from hedgerow.protocols.monadbft.txpool import tx_hash
 
 
 class ProposerMixin(CoreState):
@@ -81,8 +80,8 @@ class ProposerMixin(CoreState):
         if parent_meta is None or not self.tree.is_linked(parent_qc.block_id):
             self.start_sync(parent_qc.block_id, parent_qc.signers)
             return  # retried when the parent arrives (try_propose is idempotent)
-        exclude = frozenset(
-            tx_hash(tx) for block in self.tree.path_from_root(parent_qc.block_id) for tx in block.txs
+        exclude = frozenset[bytes]().union(
+            *[self.tree.tx_digests(block) for block in self.tree.path_from_root(parent_qc.block_id)]
         )
         params = self.params
         if self.payload_source is not None:
