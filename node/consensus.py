@@ -2,6 +2,8 @@
 
 Actors started here (children of the node's nursery):
 - `transport`: net.Transport (authenticated, encrypted peers; fault layer from `[faults]`);
+- `transport`: only genesis validators' keys pass the handshake (observers follow over RPC, see
+  node/follower.py); any other key is refused there and counted `closed_observer_refused`;
 - `inbound`: peer messages -> the consensus inbox (frame types other than MonadBFT's are counted
   `unexpected_type` and dropped; messages from non-validators are counted `not_validator`);
 - `timers`: fires the core's timers into the consensus inbox;
@@ -126,7 +128,8 @@ class ConsensusDriver:
         self.index_of = {node_id: i for i, node_id in enumerate(self.node_ids)}
         faults = FaultLayer.from_config(node.config.faults) if node.config.faults else None
         self.transport = Transport(node.key, chain_id=node.chain_id, validators=self.node_ids,
-                                   config=TransportConfig(seed=None), faults=faults)
+                                   config=TransportConfig(seed=None, accept_observers=False),
+                                   faults=faults)
         self.inbox: Mailbox[tuple[str, Any, Any]] = Mailbox("consensus", 8192)
         self.timers: dict[Hashable, int] = {}
         self._timers_changed = trio.Event()
