@@ -3,8 +3,9 @@
 Tables
 - `safety`: the consensus core's latest Checkpoint (one row), written with `synchronous=FULL`
   in its own transaction *before* any vote or timeout that follows it leaves the process.
-- `signed`: a log of every vote/timeout/proposal this node signed (kind, round, digest), written
-  in the same fsynced transaction as the checkpoint that precedes the send (signer-safety audits).
+- `signed`: a log of the votes/timeouts/proposals this node signed (kind, round, digest), written
+  in the same fsynced transaction as the checkpoint that precedes the send (signer-safety audits);
+  bounded: the newest `signed_rows_kept` rows stay (the checkpoint itself carries what safety needs).
 - `blocks`: every block seen (id, height, round, encoded bytes).
 - `finalized`: height -> block id, proof (encoded certificates), state hash after executing it.
 - `snapshots`: application snapshots with their height and state hash.
@@ -23,6 +24,9 @@ import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+
+SIGNED_ROWS_KEPT = 100_000  # newest signer-log rows kept
+SIGNED_PRUNE_EVERY = 256  # checkpoint writes between prunes of the signer log
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value BLOB NOT NULL);
@@ -67,8 +71,9 @@ class Store:
     """One SQLite file in WAL mode. Not thread-safe by itself: use it from one thread at a time
     (the node serialises calls through `limiter`)."""
 
-    def __init__(self, path: Path | str) -> None:
+    def __init__(self, path: Path | str, *, signed_rows_kept: int = SIGNED_ROWS_KEPT) -> None:
         self.path = Path(path)
+        self.signed_rows_kept = signed_rows_kept
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
         self._db = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None)
@@ -107,6 +112,9 @@ class Store:
                                  (self._safety_seq, record))
                 self._db.executemany("INSERT INTO signed(kind, round, digest) VALUES (?, ?, ?)",
                                      [(row.kind, row.round, row.digest) for row in signed])
+                if self._safety_seq % SIGNED_PRUNE_EVERY == 0:
+                    self._db.execute("DELETE FROM signed WHERE seq <= (SELECT MAX(seq) FROM signed) - ?",
+                                     (self.signed_rows_kept,))
                 self._db.executemany(
                     "INSERT OR IGNORE INTO blocks(block_id, height, round, data) VALUES (?, ?, ?, ?)",
                     list(blocks))

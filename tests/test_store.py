@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-from hedgerow.node.store import FinalizedRow, SignedRow, Store
+from hedgerow.node.store import SIGNED_PRUNE_EVERY, FinalizedRow, SignedRow, Store
 
 
 def test_store_is_wal_and_keeps_safety_state_across_reopen(tmp_path: Path) -> None:
@@ -27,6 +27,17 @@ def test_store_is_wal_and_keeps_safety_state_across_reopen(tmp_path: Path) -> No
     mode = sqlite3.connect(str(path)).execute("PRAGMA journal_mode").fetchone()[0]
     assert mode == "wal"
     again.close()
+
+
+def test_signer_log_keeps_only_its_newest_rows(tmp_path: Path) -> None:
+    store = Store(tmp_path / "s.sqlite", signed_rows_kept=10)
+    for round_ in range(1, 2 * SIGNED_PRUNE_EVERY + 1):
+        store.write_safety(b"checkpoint", [SignedRow("vote", round_, bytes(32))])
+    rounds = [row.round for row in store.signed_log()]
+    assert rounds == list(range(2 * SIGNED_PRUNE_EVERY - 9, 2 * SIGNED_PRUNE_EVERY + 1)), "pruned at a multiple"
+    store.write_safety(b"checkpoint", [SignedRow("vote", 10_000, bytes(32))])
+    assert store.signed_log()[-1].round == 10_000 and len(store.signed_log()) == 11
+    store.close()
 
 
 def test_finalized_rows_and_snapshots(tmp_path: Path) -> None:
