@@ -30,6 +30,7 @@ KIND_NOOP = 2
 TX_BYTES_MAX = 4096
 KEY_BYTES_MAX = 256
 VERIFIED_CACHE_MAX = 200_000
+SIG_FIELD_BYTES = 66  # a 64-byte signature as msgpack bin 8
 
 
 def tx_sign_bytes(chain_id: str, kind: int, signer: bytes, nonce: int, body: list[Any]) -> bytes:
@@ -47,7 +48,8 @@ def make_tx(key: SigningKey, chain_id: str, nonce: int, kind: int = KIND_SET,
     return packed
 
 
-def _decode(tx: bytes, chain_id: str) -> tuple[str, int, bytes, int, list[Any], bytes]:
+def _decode(tx: bytes, chain_id: str) -> tuple[int, bytes, int, list[Any], bytes, bytes]:
+    """(kind, signer, nonce, body, sig, signed bytes) of a well-formed, canonical tx."""
     if len(tx) > TX_BYTES_MAX:
         raise ValueError("oversize")
     obj = msgpack.unpackb(tx, raw=False, max_bin_len=TX_BYTES_MAX, max_array_len=64, max_map_len=0,
@@ -68,7 +70,9 @@ def _decode(tx: bytes, chain_id: str) -> tuple[str, int, bytes, int, list[Any], 
         raise ValueError("malformed")
     if msgpack.packb(obj, use_bin_type=True) != tx:
         raise ValueError("non_canonical")
-    return chain, kind, signer, nonce, body, sig
+    # Canonical, so the signed array is the tx's own bytes with a 6-element header (0x96 for 0x97)
+    # and without the signature's trailing bin 8 (0xc4 0x40 + 64 bytes): no second encoding.
+    return kind, signer, nonce, body, sig, TX_DOMAIN + b"\x96" + tx[1:-SIG_FIELD_BYTES]
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,36 +96,36 @@ class KvApp:
         self._hash = hashlib.sha256(b"hedgerow/kv/genesis|" + chain_id.encode()).digest()
         self.executed = 0
         self.verifications = 0  # signature checks run (the cache saves the rest)
-        # Txs (by SHA-256 of their bytes) this process already decoded and verified, with what
+        # Txs this process already decoded and verified, with what
         # execution needs: mempool admission checks a tx once, a forwarded copy and the block
         # that carries it reuse that check (no second decode or signature verification); bounded,
         # oldest forgotten first (a forgotten tx is simply checked again).
-        self._verified: OrderedDict[bytes, _Checked] = OrderedDict()
+        self._verified: OrderedDict[bytes, tuple[CheckResult, _Checked]] = OrderedDict()  # by tx bytes
 
     def check_tx(self, tx: bytes) -> CheckResult:
         return self._check(tx)[0]
 
     def _check(self, tx: bytes) -> tuple[CheckResult, _Checked | None]:
+        known = self._verified.get(tx)
+        if known is not None:
+            return known
         tx_hash = hashlib.sha256(tx).digest()
-        checked = self._verified.get(tx_hash)
-        if checked is not None:
-            return CheckResult(True, "", checked.signer, checked.nonce, tx_hash), checked
         try:
-            chain, kind, signer, nonce, body, sig = _decode(tx, self.chain_id)
+            kind, signer, nonce, body, sig, signed = _decode(tx, self.chain_id)
         except Exception as error:  # noqa: BLE001 - any decode failure is "malformed"
             reason = str(error) if str(error) in ("oversize", "wrong_chain", "non_canonical") else "malformed"
             return CheckResult(False, reason, b"", 0, tx_hash), None
         self.verifications += 1
-        if not VerifyKey(signer).verify_raw(sig, tx_sign_bytes(chain, kind, signer, nonce, body)):
+        if not VerifyKey(signer).verify_raw(sig, signed):
             return CheckResult(False, "bad_signature", signer, nonce, tx_hash), None
-        checked = _Checked(kind, signer, nonce, body)
-        self._verified[tx_hash] = checked
+        known = (CheckResult(True, "", signer, nonce, tx_hash), _Checked(kind, signer, nonce, body))
+        self._verified[tx] = known
         while len(self._verified) > VERIFIED_CACHE_MAX:
             try:
                 self._verified.popitem(last=False)
             except KeyError:  # emptied meanwhile by another thread's eviction
                 break
-        return CheckResult(True, "", signer, nonce, tx_hash), checked
+        return known
 
     def account_nonce(self, sender: bytes) -> int:
         """The next nonce this sender may use (one above its last executed one)."""

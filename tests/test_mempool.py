@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from hedgerow.node.app_kv import KvApp, make_tx
+from hypothesis import given
+from hypothesis import strategies as st
+
+from hedgerow.node.app_kv import KIND_NOOP, KvApp, _decode, make_tx, tx_sign_bytes
 from hedgerow.node.mempool import Mempool
 from hedgerow.protocols.crypto import SigningKey
 
@@ -65,3 +68,26 @@ def test_kv_app_snapshot_restore_continues_the_same_hash_chain() -> None:
     rb, hb = b.execute_block(2, 20, block)
     assert ra == rb == [[0, ""], [4, "bad_nonce"]] and ha == hb
     assert a.query("get", {"key": b"x"})["value"] == b"1"
+
+
+@given(nonce=st.integers(0, 2**64 - 1), key=st.binary(max_size=256), value=st.binary(max_size=3000),
+       chain=st.text(min_size=1, max_size=40))
+def test_kv_signed_bytes_sliced_from_a_canonical_tx_equal_a_fresh_encoding(
+        nonce: int, key: bytes, value: bytes, chain: str) -> None:
+    signer = SigningKey.from_label("slice")
+    noop = make_tx(signer, chain, nonce, kind=KIND_NOOP)
+    for tx in (make_tx(signer, chain, nonce, body=[key, value]), noop):
+        kind, public, tx_nonce, body, _, signed = _decode(tx, chain)
+        assert signed == tx_sign_bytes(chain, kind, public, tx_nonce, body)
+        assert KvApp(chain).check_tx(tx).ok
+
+
+def test_kv_check_refuses_a_flipped_signature_and_a_non_canonical_copy() -> None:
+    key = SigningKey.from_label("k")
+    tx = make_tx(key, CHAIN, 0)
+    app = KvApp(CHAIN)
+    assert app.check_tx(tx[:-1] + bytes([tx[-1] ^ 1])).reason == "bad_signature"
+    wide = tx[:-66] + b"\xc5\x00\x40" + tx[-64:]  # the signature as bin 16: same values, other bytes
+    assert app.check_tx(wide).reason == "non_canonical"
+    assert app.check_tx(tx).ok and app.verifications == 2, "the valid tx is verified once, then cached"
+    assert app.check_tx(tx).ok and app.verifications == 2
