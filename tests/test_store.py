@@ -34,7 +34,7 @@ def test_signer_log_keeps_only_its_newest_rows(tmp_path: Path) -> None:
     for round_ in range(1, 2 * SIGNED_PRUNE_EVERY + 1):
         store.write_safety(b"checkpoint", [SignedRow("vote", round_, bytes(32))])
     rounds = [row.round for row in store.signed_log()]
-    assert rounds == list(range(2 * SIGNED_PRUNE_EVERY - 9, 2 * SIGNED_PRUNE_EVERY + 1)), "pruned at a multiple"
+    assert rounds == list(range(2 * SIGNED_PRUNE_EVERY - 9, 2 * SIGNED_PRUNE_EVERY + 1)), "pruned"
     store.write_safety(b"checkpoint", [SignedRow("vote", 10_000, bytes(32))])
     assert store.signed_log()[-1].round == 10_000 and len(store.signed_log()) == 11
     store.close()
