@@ -33,8 +33,14 @@ class Malformed(ValueError):
     """The bytes are not a canonical, well-typed transaction (code MALFORMED)."""
 
 
+# `msgpack.packb` builds a Packer per call; one reused Packer gives the same bytes in half the time.
+# Packing lists, bytes, str, bool, None and ints runs in C without calling back into Python, so two
+# threads cannot interleave inside one `pack`; on an error the Packer resets its buffer.
+_pack = msgpack.Packer(use_bin_type=True).pack
+
+
 def packb(value: Any) -> bytes:
-    packed: bytes = msgpack.packb(value, use_bin_type=True)
+    packed: bytes = _pack(value)
     return packed
 
 
@@ -212,6 +218,7 @@ class Swap:
         return [self.counterparty, lots_wire(self.give), lots_wire(self.want), self.expires_at, self.cosig]
 
 
+KINDS: dict[int, Kind] = {int(kind): kind for kind in Kind}
 Body = Mint | Burn | Transfer | Offer | Accept | ContractRef | Redeem | EscrowCreate | SettleClaim | Swap
 
 CONTRACT_REF_KINDS = frozenset(
@@ -367,20 +374,20 @@ def decode_tx(raw: bytes, params: Params) -> Tx:
     _int(version, 0, UINT64_MAX, "version")
     if type(chain_id) is not str:
         raise Malformed("chain_id must be a string")
-    kind_number = _int(kind, Kind.MINT, Kind.SWAP, "kind")
+    tx_kind = KINDS[_int(kind, Kind.MINT, Kind.SWAP, "kind")]
     if type(sig) is not bytes or len(sig) != SIG_BYTES:
         raise Malformed("sig must be 64 bytes")
     tx = Tx(
         version,
         chain_id,
-        Kind(kind_number),
+        tx_kind,
         _key(signer, "signer"),
         _int(nonce, 0, UINT64_MAX, "nonce"),
-        parse_body(Kind(kind_number), body, params),
+        parse_body(tx_kind, body, params),
         sig,
         raw,
         sha256(raw),
     )
-    if packb(value) != raw:
+    if _pack(value) != raw:
         raise Malformed("not canonical: re-encoding differs")
     return tx

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import heapq
+from collections.abc import Iterator
+
 from hedgerow.protocols.grassroots.codes import ClaimState, Code
 from hedgerow.protocols.grassroots.encoding import (
     ContractRef,
@@ -69,18 +72,39 @@ def auto_candidates(state: LedgerState, issuer: bytes, redeemer: bytes) -> list[
     ]
 
 
+def _candidates_in_order(state: LedgerState, issuer: bytes, redeemer: bytes) -> Iterator[Lot]:
+    """`auto_candidates` lazily: one pass over the issuer's holdings, then heaps, so a redemption
+    that the first lot or two fill does not sort every class the issuer holds."""
+    held = state.holdings.get(issuer, {}).items()
+    netting = [(maturity, amount) for (other, maturity), amount in held if other == redeemer]
+    now = state.now
+    third = [
+        (maturity, other, amount)
+        for (other, maturity), amount in held
+        if maturity <= now and other != issuer and other != redeemer
+    ]
+    heapq.heapify(netting)
+    while netting:
+        maturity, amount = heapq.heappop(netting)
+        yield redeemer, maturity, amount
+    heapq.heapify(third)
+    while third:
+        maturity, other, amount = heapq.heappop(third)
+        yield other, maturity, amount
+
+
 def _redeem_auto(state: LedgerState, body: Redeem, redeemer: bytes) -> Result:
     issuer = body.issuer
     if body.maturity > state.now:
         return Code.WANT_REQUIRED, FAIL
     filled: list[Lot] = []
     left = body.amount
-    for other, maturity, amount in auto_candidates(state, issuer, redeemer):
-        if not left:
-            break
+    for other, maturity, amount in _candidates_in_order(state, issuer, redeemer):
         take = min(left, amount)
         filled.append((other, maturity, take))
         left -= take
+        if not left:
+            break
     got: Lots = tuple(sorted(filled))
     paid = body.amount - left
     state.sub(redeemer, issuer, body.maturity, body.amount)

@@ -7,7 +7,7 @@ rebuilt from the hashed fields and are never hashed.
 
 from __future__ import annotations
 
-import bisect
+import hashlib
 import heapq
 from dataclasses import dataclass, field
 from typing import Any
@@ -15,9 +15,9 @@ from typing import Any
 import msgpack
 
 from hedgerow.protocols.grassroots.codes import ClaimState, EscrowState, OfferState
-from hedgerow.protocols.grassroots.encoding import Lot, Lots, lots_wire, packb, sha256
+from hedgerow.protocols.grassroots.encoding import Lot, Lots, lots_wire, packb
+from hedgerow.protocols.grassroots.statecache import STATE_TAG, StateCache
 
-STATE_TAG = "grassroots-state/v1"
 ClassKey = tuple[bytes, int]  # (issuer, maturity)
 
 
@@ -119,18 +119,12 @@ class LedgerState:
     locked_escrows_by: dict[bytes, int] = field(default_factory=dict)
     open_claims_against: dict[bytes, int] = field(default_factory=dict)
     deadlines: list[tuple[int, int]] = field(default_factory=list)
-    # Encoding caches (never hashed as such): packed balance rows per clean holder, packed terminal
-    # contracts (terminal contracts never change). Every balance change goes through add/sub.
-    dirty_rows: set[tuple[bytes, ClassKey]] = field(default_factory=set)
-    row_bytes: dict[bytes, dict[ClassKey, bytes]] = field(default_factory=dict)
-    row_order: dict[bytes, list[ClassKey]] = field(default_factory=dict)
-    holder_bytes: dict[bytes, tuple[int, bytes]] = field(default_factory=dict)
-    supply_dirty: set[ClassKey] = field(default_factory=set)
-    supply_rows: dict[bytes, dict[int, bytes]] = field(default_factory=dict)  # issuer -> maturity -> row
-    supply_order: dict[bytes, list[int]] = field(default_factory=dict)
-    supply_bytes: dict[bytes, tuple[int, bytes]] = field(default_factory=dict)  # issuer -> fragment
-    nonce_bytes: dict[bytes, tuple[int, bytes]] = field(default_factory=dict)
-    terminal_bytes: dict[int, bytes] = field(default_factory=dict)
+    # Encoding caches (never hashed or compared): every balance change goes through add/sub, which
+    # note the row's new amount (0: deleted), and every supply change through add_supply, which
+    # marks the class; see `statecache` for the rest.
+    dirty_rows: dict[tuple[bytes, ClassKey], int] = field(default_factory=dict, compare=False, repr=False)
+    supply_dirty: set[ClassKey] = field(default_factory=set, compare=False, repr=False)
+    cache: StateCache = field(default_factory=StateCache, compare=False, repr=False)
 
     # --- balances ------------------------------------------------------------------------------
     def free(self, holder: bytes, issuer: bytes, maturity: int) -> int:
@@ -141,23 +135,25 @@ class LedgerState:
         held = self.holdings.get(holder)
         if held is None:
             return not lots
-        return all(held.get((issuer, maturity), 0) >= amount for issuer, maturity, amount in lots)
+        for issuer, maturity, amount in lots:  # noqa: SIM110 - a loop: no generator per call (hot path)
+            if held.get((issuer, maturity), 0) < amount:
+                return False
+        return True
 
     def add(self, holder: bytes, issuer: bytes, maturity: int, amount: int) -> None:
         held = self.holdings.get(holder)
         if held is None:
             held = self.holdings[holder] = {}
         key = (issuer, maturity)
-        held[key] = held.get(key, 0) + amount
-        self.dirty_rows.add((holder, key))
+        held[key] = self.dirty_rows[holder, key] = held.get(key, 0) + amount
 
     def sub(self, holder: bytes, issuer: bytes, maturity: int, amount: int) -> None:
         held = self.holdings[holder]
         key = (issuer, maturity)
-        self.dirty_rows.add((holder, key))
         left = held[key] - amount
         if left < 0:
             raise ValueError("balance would go negative")  # callers check first; a bug if reached
+        self.dirty_rows[holder, key] = left
         if left:
             held[key] = left
         else:
@@ -183,11 +179,9 @@ class LedgerState:
         self.supply_dirty.add(key)
 
     def reset_caches(self) -> None:
-        """Forget every encoding cache and mark everything dirty (after a restore)."""
-        self.row_bytes, self.row_order, self.holder_bytes, self.supply_rows = {}, {}, {}, {}
-        self.supply_order, self.supply_bytes, self.nonce_bytes, self.terminal_bytes = {}, {}, {}, {}
-        self.dirty_rows = {(holder, key) for holder, held in self.holdings.items() for key in held}
-        self.supply_dirty = set(self.minted)
+        """Forget every encoding cache (after a restore); the next encoding packs everything."""
+        self.cache = StateCache()
+        self.dirty_rows, self.supply_dirty = {}, set()
 
     # --- derived indexes -----------------------------------------------------------------------
     def push_deadline(self, deadline: int, contract_id: int) -> None:
@@ -253,118 +247,17 @@ def state_wire(state: LedgerState) -> list[Any]:
 def snapshot_bytes(state: LedgerState) -> bytes:
     """The canonical encoding of the state; `app_hash == sha256(snapshot_bytes)`.
 
-    Byte-identical to `packb(state_wire(state))` (checked by `check_state`), but built from cached
-    msgpack fragments: an array's encoding is its header followed by its packed items, so only the
-    balance rows, supply rows and nonces that changed since the last call are packed again, and
-    terminal contracts (which never change) are packed once."""
-    parts = [array_header(11), packb([STATE_TAG, state.height, state.now, state.next_id])[1:]]
-    parts += _nonces_bytes(state)
-    parts += _balances_bytes(state)
-    parts += _supply_bytes(state)
-    parts.append(packb([[key, value] for key, value in sorted(state.default_count.items())]))
-    for contracts, is_open in (
-        (state.offers, _offer_open),
-        (state.escrows, _escrow_open),
-        (state.claims, _claim_open),
-    ):
-        parts.append(array_header(len(contracts)))
-        for contract_id in sorted(contracts):
-            contract = contracts[contract_id]
-            if is_open(contract):
-                parts.append(packb(contract.wire()))
-                continue
-            cached = state.terminal_bytes.get(contract_id)
-            if cached is None:
-                cached = state.terminal_bytes[contract_id] = packb(contract.wire())
-            parts.append(cached)
-    return b"".join(parts)
-
-
-def _offer_open(contract: Any) -> bool:
-    return bool(contract.state == OfferState.OPEN)
-
-
-def _escrow_open(contract: Any) -> bool:
-    return bool(contract.state == EscrowState.LOCKED)
-
-
-def _claim_open(contract: Any) -> bool:
-    return bool(contract.state == ClaimState.OPEN)
-
-
-def _nonces_bytes(state: LedgerState) -> list[bytes]:
-    cache, parts = state.nonce_bytes, [array_header(len(state.nonces))]
-    for account in sorted(state.nonces):
-        value = state.nonces[account]
-        cached = cache.get(account)
-        if cached is None or cached[0] != value:
-            cached = cache[account] = (value, packb([account, value]))
-        parts.append(cached[1])
-    return parts
-
-
-def _balances_bytes(state: LedgerState) -> list[bytes]:
-    changed: set[bytes] = set()
-    for holder, key in state.dirty_rows:
-        rows = state.row_bytes.setdefault(holder, {})
-        order = state.row_order.setdefault(holder, [])
-        amount = state.holdings.get(holder, {}).get(key)
-        if amount:
-            if key not in rows:
-                bisect.insort(order, key)
-            rows[key] = packb([holder, key[0], key[1], amount])
-        elif key in rows:
-            del rows[key]
-            order.pop(bisect.bisect_left(order, key))
-        changed.add(holder)
-    state.dirty_rows.clear()
-    for holder in changed:
-        rows = state.row_bytes[holder]
-        if rows:
-            state.holder_bytes[holder] = (len(rows), b"".join(map(rows.__getitem__, state.row_order[holder])))
-        else:
-            del state.row_bytes[holder], state.row_order[holder]
-            state.holder_bytes.pop(holder, None)
-    holders = sorted(state.holdings)
-    if len(state.holder_bytes) != len(holders):
-        raise ValueError("balance cache out of step with holdings")  # a mutation bypassed add/sub
-    fragments = [state.holder_bytes[holder] for holder in holders]
-    return [array_header(sum(count for count, _ in fragments)), *(chunk for _, chunk in fragments)]
-
-
-def _supply_bytes(state: LedgerState) -> list[bytes]:
-    """Supply rows grouped by issuer, like balances by holder: only issuers that minted or burned
-    since the last call are joined again."""
-    changed: set[bytes] = set()
-    for issuer, maturity in state.supply_dirty:
-        rows = state.supply_rows.setdefault(issuer, {})
-        if maturity not in rows:
-            bisect.insort(state.supply_order.setdefault(issuer, []), maturity)
-        key = (issuer, maturity)
-        rows[maturity] = packb([issuer, maturity, state.minted[key], state.burned.get(key, 0)])
-        changed.add(issuer)
-    state.supply_dirty.clear()
-    for issuer in changed:
-        rows = state.supply_rows[issuer]
-        state.supply_bytes[issuer] = (len(rows), b"".join(map(rows.__getitem__, state.supply_order[issuer])))
-    fragments = [state.supply_bytes[issuer] for issuer in sorted(state.supply_bytes)]
-    total = sum(count for count, _ in fragments)
-    if total != len(state.minted):
-        raise ValueError("supply cache out of step with minted")  # a mutation bypassed add_supply
-    return [array_header(total), *(chunk for _, chunk in fragments)]
-
-
-def array_header(length: int) -> bytes:
-    """The msgpack header of an array of `length` items."""
-    if length < 16:
-        return bytes([0x90 | length])
-    if length < 2**16:
-        return b"\xdc" + length.to_bytes(2, "big")
-    return b"\xdd" + length.to_bytes(4, "big")
+    Byte-identical to `packb(state_wire(state))` (checked by `check_state`), but joined from the
+    cached fragments of `statecache`: only what changed since the last call is packed again."""
+    return b"".join(state.cache.fragments(state))
 
 
 def app_hash(state: LedgerState) -> bytes:
-    return sha256(snapshot_bytes(state))
+    """sha256 of `snapshot_bytes(state)`, fed fragment by fragment (no joined copy of the state)."""
+    digest = hashlib.sha256()
+    for fragment in state.cache.fragments(state):
+        digest.update(fragment)
+    return digest.digest()
 
 
 def _lots(items: list[Any]) -> Lots:
