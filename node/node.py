@@ -39,7 +39,7 @@ log = logging.getLogger("hedgerow.node")
 
 SNAPSHOT_INTERVAL = 100
 MEMPOOL_BATCH = 1024  # txs admitted per mempool step
-CHECK_CHUNK = 64  # signature checks between two yields of the event loop (~8 ms of Ed25519)
+CHECK_CHUNK = 16  # signature checks between two yields of the event loop (~2 ms of Ed25519)
 MEMPOOL_TTL_S = 120.0
 SUBMIT_BATCH_MAX = 4096  # txs in one submit_batch request
 WAITS = ("none", "speculative", "final")
