@@ -2,10 +2,10 @@
 
 Actors started here (children of the node's nursery):
 - `transport`: net.Transport (authenticated, encrypted peers; fault layer from `[faults]`);
-- `transport`: only genesis validators' keys pass the handshake (observers follow over RPC, see
-  node/follower.py); any other key is refused there and counted `closed_observer_refused`;
 - `inbound`: peer messages -> the consensus inbox (frame types other than MonadBFT's are counted
-  `unexpected_type` and dropped; messages from non-validators are counted `not_validator`);
+  `unexpected_type` and dropped). A key outside the genesis set may connect as an observer (compute
+  coordinators do), but a consensus message from it is refused: counted `not_validator`, and the
+  connection is closed (`closed_not_validator`);
 - `timers`: fires the core's timers into the consensus inbox;
 - `consensus`: one event at a time through the core, then its actions in order:
   `Persist(Checkpoint)` is written in one fsynced SQLite transaction (with the blocks it carries and
@@ -128,8 +128,7 @@ class ConsensusDriver:
         self.index_of = {node_id: i for i, node_id in enumerate(self.node_ids)}
         faults = FaultLayer.from_config(node.config.faults) if node.config.faults else None
         self.transport = Transport(node.key, chain_id=node.chain_id, validators=self.node_ids,
-                                   config=TransportConfig(seed=None, accept_observers=False),
-                                   faults=faults)
+                                   config=TransportConfig(seed=None), faults=faults)
         self.inbox: Mailbox[tuple[str, Any, Any]] = Mailbox("consensus", 8192)
         self.timers: dict[Hashable, int] = {}
         self._timers_changed = trio.Event()
@@ -264,6 +263,7 @@ class ConsensusDriver:
                 continue
             if index is None:
                 self.dropped["not_validator"] += 1
+                self.transport.disconnect(inbound.peer, "not_validator")
                 continue
             if isinstance(msg, m.VoteMsg):
                 self.votes_seen.append((msg.signer, msg.vote.round, msg.vote.block_id))

@@ -1,6 +1,7 @@
 """Real multi-process testnets on loopback: 4 validators commit submitted txs with identical
 prefixes and state hashes; a killed validator catches up without double-signing; a late observer
-reaches the same state hash; an unknown key is refused at the handshake; a malformed frame is counted.
+reaches the same state hash; an unknown key's consensus message is refused and the peer dropped; a malformed
+frame is counted.
 
 The tests share one module-scoped testnet (4 validators + 1 observer started late) to stay within
 the time budget on 2 cores; each step waits on conditions with deadlines, never on fixed sleeps.
@@ -32,7 +33,7 @@ from hedgerow.node.join import join_home
 from hedgerow.node.node import Node
 from hedgerow.node.rpc_client import RpcCallError, RpcClient
 from hedgerow.protocols.crypto import SigningKey, node_id_of
-from hedgerow.protocols.monadbft.messages import Block
+from hedgerow.protocols.monadbft.messages import Block, Vote, VoteMsg
 from hedgerow.protocols.wire import decode, encode
 from hedgerow.testnet.checks import (
     check_agreement,
@@ -131,6 +132,10 @@ def test_cli_tx_submit_waits_and_status_reports(testnet: Testnet) -> None:
     assert value["value"] == b"hello"
 
 
+def _closed_not_validator(testnet: Testnet) -> int:
+    return int(testnet.call("v0", "status")["dropped"].get("closed_not_validator", 0))
+
+
 def test_unknown_key_refused_and_malformed_frame_counted(testnet: Testnet) -> None:
     v0 = testnet.nodes["v0"]
     before = testnet.call("v0", "status")
@@ -146,17 +151,20 @@ def test_unknown_key_refused_and_malformed_frame_counted(testnet: Testnet) -> No
         with trio.fail_after(20):
             async with trio.open_nursery() as nursery:
                 await nursery.start(transport.run)
-                transport.dial(node_id_of(bytes.fromhex(v0.public_key)), "127.0.0.1", v0.p2p_port)
-                while testnet.call("v0", "status")["dropped"].get("closed_observer_refused", 0) < 1:
-                    await trio.sleep(0.05)
-                assert transport.peers() == {}
+                v0_id = node_id_of(bytes.fromhex(v0.public_key))
+                transport.dial(v0_id, "127.0.0.1", v0.p2p_port)
+                await transport.wait_connected([v0_id])  # an observer may connect (compute coordinators do)
+                await transport.send(v0_id, VoteMsg(Vote(b"\x01" * 32, 1), 0, b"\x02" * 64))
+                while _closed_not_validator(testnet) == before["dropped"].get("closed_not_validator", 0):
+                    await trio.sleep(0.05)  # its consensus message is refused and the peer dropped
                 transport.close()
 
     trio.run(intruder)
     after = testnet.call("v0", "status")
+    assert after["dropped"]["not_validator"] == before["dropped"].get("not_validator", 0) + 1
+    assert after["dropped"]["closed_not_validator"] == before["dropped"].get("closed_not_validator", 0) + 1
     closed = {k: v for k, v in after["dropped"].items() if k.startswith("closed_")}
     assert sum(closed.values()) >= sum(v for k, v in before["dropped"].items() if k.startswith("closed_")) + 2
-    assert after["dropped"].get("not_validator", 0) == before["dropped"].get("not_validator", 0)
     testnet.wait_for_height(after["height"] + 3, ["v0"], deadline_s=20)
 
 
