@@ -100,8 +100,9 @@ def test_submit_batch_answers_each_tx_in_order(testnet: Testnet) -> None:
     assert [r["status"] for r in results] == ["final", "rejected", "rejected", "final"], results
     assert results[3]["height"] >= results[0]["height"] >= 1
     assert results[0]["final_ms"] >= results[0]["speculative_ms"] >= 0
+    testnet.wait_for_height(results[3]["height"], ["v3"], deadline_s=20)
     value = testnet.call("v3", "query", path="get", args={"key": b"batch"})
-    assert value["value"] == b"1", "both admitted txs executed, in nonce order"
+    assert value["value"] == b"1", "both admitted txs executed, in nonce order, on every validator"
     for bad in ([], [1, 2], "tx"):
         with pytest.raises(RpcCallError, match="submit_batch needs txs"):
             testnet.call("v1", "submit_batch", txs=bad)
