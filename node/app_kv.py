@@ -120,11 +120,8 @@ class KvApp:
             return CheckResult(False, "bad_signature", signer, nonce, tx_hash), None
         known = (CheckResult(True, "", signer, nonce, tx_hash), _Checked(kind, signer, nonce, body))
         self._verified[tx] = known
-        while len(self._verified) > VERIFIED_CACHE_MAX:
-            try:
-                self._verified.popitem(last=False)
-            except KeyError:  # emptied meanwhile by another thread's eviction
-                break
+        if len(self._verified) > VERIFIED_CACHE_MAX:
+            self._verified.popitem(last=False)
         return known
 
     def account_nonce(self, sender: bytes) -> int:
