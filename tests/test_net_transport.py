@@ -240,7 +240,7 @@ async def test_bounded_send_queue_backpressure_then_write_timeout(autojump_clock
         await a.wait_connected([KEYS["c"].node_id])
         c = KEYS["c"].node_id
         accepted = sum(a.send_nowait(c, Note(i, b"x" * 100, b"")) for i in range(100))
-        await trio.sleep(0.5)  # the writer takes a batch and blocks on the unread stream
+        await trio.testing.wait_all_tasks_blocked()  # the writer took a batch, blocked on the unread stream
         accepted += sum(a.send_nowait(c, Note(i, b"x" * 100, b"")) for i in range(100))
         # two queue-fulls, plus perhaps one handed straight to a writer already waiting for it
         assert 2 * CONFIG.send_queue_max <= accepted <= 2 * CONFIG.send_queue_max + 1
