@@ -14,13 +14,12 @@ is installed.
 from __future__ import annotations
 
 import importlib
-from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 
-@dataclass(frozen=True, slots=True)
-class CheckResult:
-    """Outcome of `check_tx`: `reason` is "" when ok, else a stable short code."""
+class CheckResult(NamedTuple):
+    """Outcome of `check_tx`: `reason` is "" when ok, else a stable short code. A tuple of plain
+    values: cheap to build (one per admitted tx) and never traced by the garbage collector."""
 
     ok: bool
     reason: str

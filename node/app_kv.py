@@ -16,20 +16,20 @@ from __future__ import annotations
 
 import hashlib
 from collections import OrderedDict
-from dataclasses import dataclass
+from collections.abc import Callable
 from typing import Any
 
 import msgpack
 
 from hedgerow.node.app import CheckResult
-from hedgerow.protocols.crypto import SigningKey, VerifyKey
+from hedgerow.protocols.crypto import SigningKey, verify_signature
 
 TX_DOMAIN = b"hedgerow/kv/tx/v1\x00"
 KIND_SET = 1
 KIND_NOOP = 2
 TX_BYTES_MAX = 4096
 KEY_BYTES_MAX = 256
-VERIFIED_CACHE_MAX = 200_000
+VERIFIED_CACHE_MAX = 65_536  # about 20 s of txs at full load; a full mempool holds 10,000
 SIG_FIELD_BYTES = 66  # a 64-byte signature as msgpack bin 8
 
 
@@ -48,8 +48,10 @@ def make_tx(key: SigningKey, chain_id: str, nonce: int, kind: int = KIND_SET,
     return packed
 
 
-def _decode(tx: bytes, chain_id: str) -> tuple[int, bytes, int, list[Any], bytes, bytes]:
-    """(kind, signer, nonce, body, sig, signed bytes) of a well-formed, canonical tx."""
+def _decode(tx: bytes, chain_id: str,
+            pack: Callable[[Any], bytes]) -> tuple[int, bytes, int, list[Any], bytes, bytes]:
+    """(kind, signer, nonce, body, sig, signed bytes) of a well-formed, canonical tx (`pack`: a
+    reusable msgpack packer's `pack`, which re-encodes it for the canonical check)."""
     if len(tx) > TX_BYTES_MAX:
         raise ValueError("oversize")
     obj = msgpack.unpackb(tx, raw=False, max_bin_len=TX_BYTES_MAX, max_array_len=64, max_map_len=0,
@@ -64,25 +66,20 @@ def _decode(tx: bytes, chain_id: str) -> tuple[int, bytes, int, list[Any], bytes
     if type(signer) is not bytes or len(signer) != 32 or type(sig) is not bytes or len(sig) != 64:
         raise ValueError("malformed")
     if kind == KIND_SET:
-        if len(body) != 2 or not all(type(x) is bytes for x in body) or len(body[0]) > KEY_BYTES_MAX:
+        if len(body) != 2 or type(body[0]) is not bytes or type(body[1]) is not bytes \
+                or len(body[0]) > KEY_BYTES_MAX:
             raise ValueError("malformed")
     elif kind != KIND_NOOP or body:
         raise ValueError("malformed")
-    if msgpack.packb(obj, use_bin_type=True) != tx:
+    if pack(obj) != tx:
         raise ValueError("non_canonical")
     # Canonical, so the signed array is the tx's own bytes with a 6-element header (0x96 for 0x97)
     # and without the signature's trailing bin 8 (0xc4 0x40 + 64 bytes): no second encoding.
     return kind, signer, nonce, body, sig, TX_DOMAIN + b"\x96" + tx[1:-SIG_FIELD_BYTES]
 
 
-@dataclass(frozen=True, slots=True)
-class _Checked:
-    """A tx whose decoding and signature this process checked."""
-
-    kind: int
-    signer: bytes
-    nonce: int
-    body: list[Any]
+# A checked tx: its CheckResult, kind and body (plain values only, so the collector skips them).
+_Checked = tuple[CheckResult, int, tuple[bytes, ...]]
 
 
 class KvApp:
@@ -96,29 +93,30 @@ class KvApp:
         self._hash = hashlib.sha256(b"hedgerow/kv/genesis|" + chain_id.encode()).digest()
         self.executed = 0
         self.verifications = 0  # signature checks run (the cache saves the rest)
-        # Txs this process already decoded and verified, with what
-        # execution needs: mempool admission checks a tx once, a forwarded copy and the block
-        # that carries it reuse that check (no second decode or signature verification); bounded,
-        # oldest forgotten first (a forgotten tx is simply checked again).
-        self._verified: OrderedDict[bytes, tuple[CheckResult, _Checked]] = OrderedDict()  # by tx bytes
+        self._pack = msgpack.Packer(use_bin_type=True).pack
+        # Valid txs this process decoded and verified: mempool admission checks a tx once, a
+        # forwarded copy and the block that carries it reuse that check (no second decode or
+        # signature verification). Bounded, oldest forgotten first (a forgotten tx is simply
+        # checked again); entries are plain tuples, which the garbage collector does not trace.
+        self._verified: OrderedDict[bytes, _Checked] = OrderedDict()  # by tx bytes
 
     def check_tx(self, tx: bytes) -> CheckResult:
         return self._check(tx)[0]
 
-    def _check(self, tx: bytes) -> tuple[CheckResult, _Checked | None]:
+    def _check(self, tx: bytes) -> _Checked:
         known = self._verified.get(tx)
         if known is not None:
             return known
         tx_hash = hashlib.sha256(tx).digest()
         try:
-            kind, signer, nonce, body, sig, signed = _decode(tx, self.chain_id)
+            kind, signer, nonce, body, sig, signed = _decode(tx, self.chain_id, self._pack)
         except Exception as error:  # noqa: BLE001 - any decode failure is "malformed"
             reason = str(error) if str(error) in ("oversize", "wrong_chain", "non_canonical") else "malformed"
-            return CheckResult(False, reason, b"", 0, tx_hash), None
+            return CheckResult(False, reason, b"", 0, tx_hash), 0, ()
         self.verifications += 1
-        if not VerifyKey(signer).verify_raw(sig, signed):
-            return CheckResult(False, "bad_signature", signer, nonce, tx_hash), None
-        known = (CheckResult(True, "", signer, nonce, tx_hash), _Checked(kind, signer, nonce, body))
+        if not verify_signature(signer, sig, signed):
+            return CheckResult(False, "bad_signature", signer, nonce, tx_hash), 0, ()
+        known = (CheckResult(True, "", signer, nonce, tx_hash), kind, tuple(body))
         self._verified[tx] = known
         if len(self._verified) > VERIFIED_CACHE_MAX:
             self._verified.popitem(last=False)
@@ -134,16 +132,16 @@ class KvApp:
             raise ValueError(f"kv: block height {height} after {self.height}")
         results: list[Any] = []
         for tx in txs:
-            check, checked = self._check(tx)
-            if checked is None:
+            check, kind, body = self._check(tx)
+            if not check.ok:
                 results.append([1, check.reason])
                 continue
-            if checked.nonce < self.account_nonce(checked.signer):
+            if check.nonce < self.account_nonce(check.sender):
                 results.append([4, "bad_nonce"])
                 continue
-            self.nonces[checked.signer] = checked.nonce
-            if checked.kind == KIND_SET:
-                self.data[checked.body[0]] = checked.body[1]
+            self.nonces[check.sender] = check.nonce
+            if kind == KIND_SET:
+                self.data[body[0]] = body[1]
             self.executed += 1
             results.append([0, ""])
         summary = hashlib.sha256(msgpack.packb([txs, results], use_bin_type=True)).digest()

@@ -26,6 +26,7 @@ import logging
 import time
 from collections import Counter, deque
 from collections.abc import Hashable
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 import msgpack
@@ -144,6 +145,7 @@ class ConsensusDriver:
         self._logged: set[tuple[str, int, bytes]] = set()  # signer-log rows already durable
         self._marked_height = 0  # finalized blocks up to here are marked in the mempool
         self._encoded: dict[bytes, bytes] = {}  # block id -> wire bytes, recent blocks only
+        self._timeout_rows: dict[bytes, SignedRow] = {}  # the last timeout's signer-log row
 
     # -- construction of the core ---------------------------------------------------------------
 
@@ -392,7 +394,10 @@ class ConsensusDriver:
             signed = self._new_statements(record, _signed_after(actions, position + 1))
             blocks = [(b.block_id, b.tip.header.height, b.tip.header.block_round, self.block_bytes(b))
                       for b in record.blocks]
-            return (store.write_safety, encode(record), signed, blocks)
+            # The blocks go to the blocks table in the same fsynced transaction, so the safety row
+            # holds the checkpoint without them (a restart loads them from the root's height up);
+            # a checkpoint is then a few hundred bytes instead of a copy of every tx voted on.
+            return (store.write_safety, encode(replace(record, blocks=())), signed, blocks)
         header = record.tip.header
         return (store.put_blocks, [(record.block_id, header.height, header.block_round,
                                     self.block_bytes(record))])
@@ -429,8 +434,7 @@ class ConsensusDriver:
         last timeout, and the proposals/NEs sent right after it."""
         rows = [SignedRow("vote", r, block_id) for r, block_id in sorted(record.my_votes.items())]
         if record.last_timeout is not None:
-            timeout = decode(record.last_timeout, expected=m.TimeoutMsg)
-            rows.append(SignedRow("timeout", timeout.info.round, encode(timeout.info)))
+            rows.append(self._timeout_row(record.last_timeout))
         rows += following
         fresh = []
         for row in rows:
@@ -439,6 +443,16 @@ class ConsensusDriver:
                 self._logged.add(key)
                 fresh.append(row)
         return fresh
+
+    def _timeout_row(self, last_timeout: bytes) -> SignedRow:
+        """The signer-log row of the checkpoint's last timeout, decoded once per distinct timeout
+        (every checkpoint of a round carries the same bytes)."""
+        cached = self._timeout_rows.get(last_timeout)
+        if cached is None:
+            timeout = decode(last_timeout, expected=m.TimeoutMsg)
+            cached = SignedRow("timeout", timeout.info.round, encode(timeout.info))
+            self._timeout_rows = {last_timeout: cached}
+        return cached
 
     def _send(self, to: int, message: Any) -> None:
         if to == self.node.index:

@@ -24,6 +24,7 @@ import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 SIGNED_ROWS_KEPT = 100_000  # newest signer-log rows kept
 SIGNED_PRUNE_EVERY = 256  # checkpoint writes between prunes of the signer log
@@ -56,8 +57,9 @@ class FinalizedRow:
     time_ms: int
 
 
-@dataclass(frozen=True, slots=True)
-class SignedRow:
+class SignedRow(NamedTuple):
+    """One statement in the signer log: kind (vote, timeout, proposal, ne), round, digest."""
+
     kind: str
     round: int
     digest: bytes

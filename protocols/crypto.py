@@ -34,6 +34,18 @@ def _public_key(raw: bytes) -> Ed25519PublicKey:
     return Ed25519PublicKey.from_public_bytes(raw)
 
 
+def verify_signature(public_key: bytes, signature: bytes, message: bytes) -> bool:
+    """True when `signature` is a valid Ed25519 signature of `message` under the raw 32-byte
+    `public_key`; never raises on bad input."""
+    if len(signature) != SIGNATURE_BYTES:
+        return False
+    try:
+        _public_key(public_key).verify(signature, message)
+    except (InvalidSignature, ValueError):
+        return False
+    return True
+
+
 @dataclass(frozen=True, slots=True)
 class VerifyKey:
     """A raw 32-byte Ed25519 public key."""
@@ -54,13 +66,7 @@ class VerifyKey:
 
     def verify_raw(self, signature: bytes, message: bytes) -> bool:
         """True when `signature` is valid for `message`; never raises on bad input."""
-        if len(signature) != SIGNATURE_BYTES:
-            return False
-        try:
-            _public_key(self.raw).verify(signature, message)
-        except (InvalidSignature, ValueError):
-            return False
-        return True
+        return verify_signature(self.raw, signature, message)
 
     def verify(self, signature: bytes, domain: str, chain_id: str, payload: Any) -> bool:
         return self.verify_raw(signature, sign_bytes(domain, chain_id, payload))

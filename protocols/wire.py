@@ -302,6 +302,8 @@ def _union_codec(args: tuple[Any, ...], where: str) -> tuple[Encoder, Decoder]:
 
 
 def _tuple_codec(args: tuple[Any, ...], where: str) -> tuple[Encoder, Decoder]:
+    if len(args) == 2 and args[1] is Ellipsis and args[0] in _SCALARS and args[0] is not float:
+        return _scalar_tuple_codec(args[0], where)
     if len(args) == 2 and args[1] is Ellipsis:
         enc, dec = _codec(args[0], f"{where}[]")
 
@@ -331,6 +333,30 @@ def _tuple_codec(args: tuple[Any, ...], where: str) -> tuple[Encoder, Decoder]:
         return tuple([dec(item) for (_, dec), item in zip(pairs, obj, strict=True)])
 
     return enc_fixed, dec_fixed
+
+
+def _scalar_tuple_codec(kind: type, where: str) -> tuple[Encoder, Decoder]:
+    """`tuple[bytes, ...]` and the like (a block's txs): items type-checked in one C-level pass."""
+    name = _SCALARS[kind]
+
+    def check(items: list[Any] | tuple[Any, ...], error: type[Exception]) -> None:
+        if items and set(map(type, items)) != {kind}:
+            bad = next(type(item).__name__ for item in items if type(item) is not kind)
+            raise error(f"{where}[]: expected {name}, got {bad}")
+
+    def enc_var(value: Any) -> Any:
+        if type(value) is not tuple:
+            raise TypeError(f"{where}: expected tuple, got {type(value).__name__}")
+        check(value, TypeError)
+        return list(value)
+
+    def dec_var(obj: Any) -> Any:
+        if type(obj) is not list:
+            raise DecodeError(f"{where}: expected array, got {type(obj).__name__}")
+        check(obj, DecodeError)
+        return tuple(obj)
+
+    return enc_var, dec_var
 
 
 _KEY_TYPES = (str, int, bytes)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import msgpack
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -77,7 +78,7 @@ def test_kv_signed_bytes_sliced_from_a_canonical_tx_equal_a_fresh_encoding(
     signer = SigningKey.from_label("slice")
     noop = make_tx(signer, chain, nonce, kind=KIND_NOOP)
     for tx in (make_tx(signer, chain, nonce, body=[key, value]), noop):
-        kind, public, tx_nonce, body, _, signed = _decode(tx, chain)
+        kind, public, tx_nonce, body, _, signed = _decode(tx, chain, msgpack.Packer(use_bin_type=True).pack)
         assert signed == tx_sign_bytes(chain, kind, public, tx_nonce, body)
         assert KvApp(chain).check_tx(tx).ok
 
