@@ -93,11 +93,13 @@ def decode_proof(data: bytes) -> tuple[Any, ...]:
     return tuple(decode(item) for item in items)
 
 
-def committed_of(block: m.Block, proof: bytes) -> CommittedBlock:
+def committed_of(block: m.Block, proof: bytes, data: bytes = b"") -> CommittedBlock:
+    """What the ledger executes (and, given the block's wire bytes `data`, stores)."""
     from hedgerow.node.node import CommittedBlock
 
     header = block.tip.header
-    return CommittedBlock(header.height, block.block_id, header.timestamp_ms, tuple(block.txs), proof)
+    return CommittedBlock(header.height, block.block_id, header.timestamp_ms, tuple(block.txs), proof,
+                          header.block_round, data)
 
 
 def peer_addresses(node: Node) -> dict[bytes, tuple[str, int]]:
@@ -465,15 +467,10 @@ class ConsensusDriver:
     async def _deliver(self, value: Any) -> None:
         if isinstance(value, Finalized):
             block = value.block
-            header = block.tip.header
-            store = self.node.store
-            assert store is not None
-            proof = encode_proof(value.proof)
             self.mark_finalized()
-            await self.node.db(store.put_final_block,
-                               (block.block_id, header.height, header.block_round, self.block_bytes(block)),
-                               proof)
-            await self.node.ledger_inbox.send(committed_of(block, proof))
+            # The ledger stores the block with its proof when it has executed it, in one write.
+            await self.node.ledger_inbox.send(committed_of(block, encode_proof(value.proof),
+                                                           self.block_bytes(block)))
         elif isinstance(value, Voted):
             self.node.note_speculative(value.block.block_id, value.block.txs)
         elif isinstance(value, SpecRevert):

@@ -135,7 +135,7 @@ class Follower:
                 raise SyncRejected(f"payload hash at height {header.height}")
             if previous is not None and header.parent_qc.block_id != previous:
                 raise SyncRejected(f"height {header.height} does not extend the previous block")
-            pending.append(committed_of(block, item["proof"]))
+            pending.append(committed_of(block, item["proof"], item["block"]))
             previous = block.block_id
             expected_height += 1
             if self._proves_final(block.block_id, proof):

@@ -55,6 +55,9 @@ class CommittedBlock:
     timestamp_ms: int
     txs: tuple[bytes, ...]
     proof: bytes
+    round: int = 0
+    data: bytes = b""  # the block's wire bytes, stored with its finalized row; b"" when replayed
+
 
 
 def tx_hash_of(tx: bytes) -> bytes:
@@ -213,7 +216,8 @@ class Node:
                 snapshot = (self.app.snapshot(), self.state_hash)
             row = FinalizedRow(block.height, block.block_id, block.proof, self.state_hash, len(block.txs),
                                int(time.time() * 1000))
-            await self.db(store.put_finalized, row, snapshot)
+            stored = (block.block_id, block.height, block.round, block.data) if block.data else None
+            await self.db(store.put_finalized, row, stored, snapshot)
             self.commits += 1
             self.txs_committed += len(block.txs)
             self.last_commit_at = time.monotonic()

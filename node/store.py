@@ -8,6 +8,7 @@ Tables
   bounded: the newest `signed_rows_kept` rows stay (the checkpoint itself carries what safety needs).
 - `blocks`: every block seen (id, height, round, encoded bytes).
 - `finalized`: height -> block id, proof (encoded certificates), state hash after executing it.
+- `proofs`: block id -> finality proof, written with the block's finalized row.
 - `snapshots`: application snapshots with their height and state hash.
 - `meta`: small key/value facts (genesis hash, app name).
 
@@ -149,16 +150,6 @@ class Store:
                 "INSERT OR IGNORE INTO blocks(block_id, height, round, data) VALUES (?, ?, ?, ?)",
                 list(blocks))
 
-    def put_final_block(self, block: tuple[bytes, int, int, bytes], proof: bytes) -> None:
-        """A block consensus finalized, with its finality proof, before the ledger executes it."""
-        with self._lock:
-            self._db.execute("BEGIN")
-            self._db.execute(
-                "INSERT OR IGNORE INTO blocks(block_id, height, round, data) VALUES (?, ?, ?, ?)", block)
-            self._db.execute("INSERT OR REPLACE INTO proofs(block_id, proof) VALUES (?, ?)",
-                             (block[0], proof))
-            self._db.execute("COMMIT")
-
     def get_proof(self, block_id: bytes) -> bytes | None:
         with self._lock:
             row = self._db.execute("SELECT proof FROM proofs WHERE block_id = ?", (block_id,)).fetchone()
@@ -178,17 +169,26 @@ class Store:
 
     # -- finalized chain and ledger ---------------------------------------------------------------------
 
-    def put_finalized(self, row: FinalizedRow, snapshot: tuple[bytes, bytes] | None = None) -> None:
-        """Record an executed finalized block (and optionally an app snapshot at its height),
-        fsynced: RPC reports a tx final only after this returns."""
+    def put_finalized(self, row: FinalizedRow, block: tuple[bytes, int, int, bytes] | None = None,
+                      snapshot: tuple[bytes, bytes] | None = None) -> None:
+        """Record an executed finalized block in one transaction: the finalized row, the block
+        (`(id, height, round, wire bytes)`, kept if already stored) with its finality proof, and
+        optionally an app snapshot at its height. Not fsynced: the block is already final on disk
+        (the fsynced checkpoint's root), and a row that a power cut takes back is re-derived by
+        re-executing from the root on restart (`unexecuted_finalized`); a process crash loses
+        nothing (WAL)."""
         with self._lock:
-            self._db.execute("PRAGMA synchronous=FULL")
             try:
                 self._db.execute("BEGIN IMMEDIATE")
                 self._db.execute(
                     "INSERT OR REPLACE INTO finalized(height, block_id, proof, state_hash, txs, time_ms)"
                     " VALUES (?, ?, ?, ?, ?, ?)",
                     (row.height, row.block_id, row.proof, row.state_hash, row.txs, row.time_ms))
+                if block is not None:
+                    self._db.execute("INSERT OR IGNORE INTO blocks(block_id, height, round, data)"
+                                     " VALUES (?, ?, ?, ?)", block)
+                    self._db.execute("INSERT OR REPLACE INTO proofs(block_id, proof) VALUES (?, ?)",
+                                     (row.block_id, row.proof))
                 if snapshot is not None:
                     state, state_hash = snapshot
                     self._db.execute("INSERT OR REPLACE INTO snapshots(height, state, state_hash)"
@@ -199,9 +199,6 @@ class Store:
                 if self._db.in_transaction:
                     self._db.execute("ROLLBACK")
                 raise
-            finally:
-                self._db.execute("PRAGMA synchronous=NORMAL")
-            self.fsyncs += 1
 
     def finalized_height(self) -> int:
         with self._lock:

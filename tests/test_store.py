@@ -45,9 +45,11 @@ def test_finalized_rows_and_snapshots(tmp_path: Path) -> None:
     assert store.finalized_height() == 0 and store.latest_snapshot() is None
     for height in range(1, 6):
         snap = (b"state%d" % height, b"h" * 32) if height % 2 == 0 else None
+        block = (bytes([height]) * 32, height, height, b"block%d" % height)
         store.put_finalized(FinalizedRow(height, bytes([height]) * 32, b"proof", b"s" * 32, 3, 1000 + height),
-                            snap)
+                            block, snap)
     assert store.finalized_height() == 5
+    assert store.get_block(bytes([2]) * 32) == b"block2" and store.get_proof(bytes([2]) * 32) == b"proof"
     assert store.finalized_at(3) == FinalizedRow(3, bytes([3]) * 32, b"proof", b"s" * 32, 3, 1003)
     assert [r.height for r in store.finalized_range(2, 2)] == [2, 3]
     assert store.latest_snapshot() == (4, b"state4", b"h" * 32)
