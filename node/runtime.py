@@ -95,7 +95,7 @@ class Supervisor:
                     elif handle_signals:
                         nursery.start_soon(self._watch_signals, scope)
                     for name, body in self.actors.items():
-                        nursery.start_soon(_supervised, name, body, crashed, scope)
+                        nursery.start_soon(_supervised, name, body, crashed, scope, name=f"actor:{name}")
         finally:
             with trio.CancelScope(shield=True):
                 for callback in reversed(self.shutdown):
