@@ -13,7 +13,8 @@ bound measured in the same run: bound = cores x (Ed25519 verifies/s per core, `c
 validators, since every validator verifies every committed tx once (at admission; execution reuses
 the check; `tx_verifications_per_committed_tx` shows it). On Linux it also reports the nodes' CPU
 time per committed tx over the client's run (all threads, and the event-loop thread alone) and the
-client's: steadier than tx/s on a shared machine.
+client's: steadier than tx/s on a shared machine; and the frames each node sent per 1,000 committed
+txs and the round timeouts during the load.
 """
 
 from __future__ import annotations
@@ -156,8 +157,11 @@ def run_bench(args: argparse.Namespace) -> dict[str, Any]:
         "client_cpu_ms_per_tx": round(client["cpu_s"] * 1000 / committed, 3) if committed else None,
         "tx_verifications_per_committed_tx": {n: round(checks[n] / committed, 3) if committed else None
                                                for n in names},
+        "frames_out_per_1000_txs": {n: round((after[n]["frames_out"] - before[n]["frames_out"]) * 1000
+                                             / committed) if committed else None for n in names},
         "vote_pace_ms": args.vote_pace_ms,
-        "timeouts": {n: after[n].get("timeouts") for n in names},
+        # Round timeouts during the load (those of start-up, while peers connect, come before it).
+        "timeouts": {n: after[n]["timeouts"] - before[n]["timeouts"] for n in names},
     }
 
 

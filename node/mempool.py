@@ -70,23 +70,24 @@ class Mempool:
         return reason
 
     def add(self, tx: bytes, check: CheckResult, next_nonce: int, now: float = 0.0) -> str:
-        if not check.ok:
-            return self._reject(f"invalid:{check.reason}")
-        tx_hash = check.tx_hash
-        if tx_hash in self._by_hash or tx_hash in self._recent or tx_hash in self._finalized:
+        ok, reason, sender_key, nonce, tx_hash = check
+        if not ok:
+            return self._reject(f"invalid:{reason}")
+        by_hash = self._by_hash
+        if tx_hash in by_hash or tx_hash in self._recent or tx_hash in self._finalized:
             return self._reject(ADD_DUPLICATE)
-        if check.nonce < next_nonce or check.nonce > next_nonce + self.nonce_window:
+        if nonce < next_nonce or nonce > next_nonce + self.nonce_window:
             return self._reject(ADD_BAD_NONCE)
-        sender = self._senders.get(check.sender)
-        if sender is not None and check.nonce in sender.by_nonce:
+        sender = self._senders.get(sender_key)
+        if sender is not None and nonce in sender.by_nonce:
             return self._reject(ADD_DUPLICATE)
-        if len(self._by_hash) >= self.txs_max or self.bytes + len(tx) > self.bytes_max:
+        if len(by_hash) >= self.txs_max or self.bytes + len(tx) > self.bytes_max:
             return self._reject(ADD_BUSY)
-        pending = PendingTx(tx, check.tx_hash, check.sender, check.nonce, now)
+        pending = PendingTx(tx, tx_hash, sender_key, nonce, now)
         if sender is None:
-            sender = self._senders[check.sender] = _Sender()
-        sender.by_nonce[check.nonce] = pending
-        self._by_hash[check.tx_hash] = pending
+            sender = self._senders[sender_key] = _Sender()
+        sender.by_nonce[nonce] = pending
+        by_hash[tx_hash] = pending
         self.bytes += len(tx)
         return ADD_OK
 
