@@ -64,6 +64,13 @@ class Ranged:
             raise ValueError("digest must be 32 bytes")
 
 
+@message(60005)
+@dataclass(frozen=True, slots=True)
+class Scalars:
+    blobs: tuple[bytes, ...]
+    counts: tuple[int, ...]
+
+
 ints = st.integers(-(2**63), 2**64 - 1)
 
 
@@ -175,6 +182,19 @@ def test_validate_ranges_are_enforced_on_decode_not_on_encode() -> None:
 def test_type_errors_are_decode_errors(wire_list: list[Any], reason: str) -> None:
     with pytest.raises(DecodeError, match=reason):
         decode(msgpack.packb(wire_list, use_bin_type=True))
+
+
+@given(blobs=st.lists(st.binary(max_size=8), max_size=5), counts=st.lists(ints, max_size=5))
+def test_scalar_tuples_round_trip_and_reject_a_stray_item(blobs: list[bytes], counts: list[int]) -> None:
+    value = Scalars(tuple(blobs), tuple(counts))
+    assert decode(encode(value)) == value
+    for wire_list, reason in (([60005, [*blobs, 7], counts], r"blobs\[\]: expected bytes, got int"),
+                              ([60005, blobs, [*counts, True]], r"counts\[\]: expected int, got bool"),
+                              ([60005, blobs, [*counts, "1"]], r"counts\[\]: expected int, got str")):
+        with pytest.raises(DecodeError, match=reason):
+            decode(msgpack.packb(wire_list, use_bin_type=True))
+    with pytest.raises(TypeError, match="expected bytes"):
+        encode(Scalars((*blobs, "x"), tuple(counts)))  # type: ignore[arg-type]
 
 
 def test_nested_message_must_have_the_declared_class() -> None:
