@@ -36,13 +36,17 @@ def _elements(T: int, D: int, *, diag: bool, seed: int, dtype: torch.dtype,
 @example(T=1023, D=8, diag=False, reverse=True, f32=True, seed=3)
 @example(T=1024, D=3, diag=True, reverse=False, f32=True, seed=4)
 @example(T=1025, D=8, diag=False, reverse=False, f32=False, seed=5)
+@example(T=794, D=1, diag=False, reverse=False, f32=True, seed=0)  # |A| = 1.05: grows to 4e16
 def test_scan_equals_loop(T: int, D: int, diag: bool, reverse: bool, f32: bool, seed: int) -> None:
     dtype = torch.float32 if f32 else torch.float64
     A, b = _elements(T, D, diag=diag, seed=seed, dtype=dtype)
     par = linear_recurrence(A, b, diag=diag, parallel=True, reverse=reverse)
     seq = linear_recurrence(A, b, diag=diag, parallel=False, reverse=reverse)
     scale = 1.0 + float(seq.abs().max())
-    assert float((par - seq).abs().max()) <= (1e-5 if f32 else 1e-12) * scale
+    # Each state is a product of up to T factors, rounded in a different order by the scan and by
+    # the loop: the relative gap grows with T (f32 at T = 794 under 1.05x growth: 1.3e-5).
+    tolerance = max(1e-5 if f32 else 1e-12, 2 * T * torch.finfo(dtype).eps)
+    assert float((par - seq).abs().max()) <= tolerance * scale
 
 
 @pytest.mark.parametrize("T", [1, 2, 3, 1023, 1024, 1025])
