@@ -208,7 +208,7 @@ class ConsensusDriver:
             header = block.tip.header
             if header.height <= floor:
                 break
-            node.mempool.mark_finalized(core.tree.tx_digests(block))
+            node.mempool.mark_finalized(node.tx_hashes(block.block_id, block.txs))
             cursor = header.parent_qc.block_id
         self._marked_height = root_height
 

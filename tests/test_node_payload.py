@@ -53,8 +53,9 @@ def _validator(index: int, txs: list[bytes]) -> tuple[MonadCore, Any]:
     """A core whose payload source is the real driver's and node's, over a ledger that lags (it
     executes nothing until the test says so), with every tx already in its mempool."""
     app = KvApp(CHAIN)
-    node = SimpleNamespace(mempool=Mempool(), app=app, height=0, proposed_txs=0)
+    node = SimpleNamespace(mempool=Mempool(), app=app, height=0, proposed_txs=0, _tx_hashes={})
     node.payload_source = functools.partial(Node.payload_source, node)
+    node.tx_hashes = functools.partial(Node.tx_hashes, node)
     for tx in txs:
         assert _add(node.mempool, app, tx) == "ok"
     driver = ConsensusDriver.__new__(ConsensusDriver)
