@@ -6,10 +6,10 @@ Actors (each a trio task with a bounded inbox, under one nursery; one-cancels-al
   executes the core's actions in order, persisting (fsync) before any send.
 - `timers`: the core's SetTimer deadlines, fed back to `consensus`.
 - `mempool`: batches RPC submissions and peers' forwarded txs, checks signatures through the
-  application (on the loop, in chunks that yield), admits to the pool and hands ready txs to
+  application (on the loop, in time slices that yield), admits to the pool and hands ready txs to
   consensus.
-- `ledger`: executes FINALIZED blocks in height order through the Application, records the state
-  hash (fsynced) and snapshots, then answers tx waiters.
+- `ledger`: executes FINALIZED blocks in height order through the Application, records each with
+  its proof and state hash (and snapshots) in one write, then answers tx waiters.
 - `rpc`: the local authenticated RPC (node/rpc.py); `metrics`: /metrics for Prometheus.
 """
 
@@ -60,7 +60,6 @@ class CommittedBlock:
     proof: bytes
     round: int = 0
     data: bytes = b""  # the block's wire bytes, stored with its finalized row; b"" when replayed
-
 
 
 def tx_hash_of(tx: bytes) -> bytes:
@@ -210,7 +209,7 @@ class Node:
             if block.height <= self.height:
                 continue  # delivered at least once: already executed
             # Signature checks of txs this node has not checked yet (a block can finalize before
-            # forwarded copies clear the mempool's queue) run in chunks that yield between them;
+            # forwarded copies clear the mempool's queue) run in slices that yield between them;
             # execution then finds every check in the application's cache.
             await self.check_txs(block.txs)
             results = self._execute(block)
