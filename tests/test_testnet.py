@@ -232,6 +232,27 @@ def test_late_observer_reaches_the_same_state_hash(testnet: Testnet) -> None:
     assert testnet.call("o0", "query", path="info", args={})["executed"] >= 1000
 
 
+def _started_heights(testnet: Testnet, name: str) -> list[int]:
+    """The height in each `event=started` line of the node's log (the height it rebuilt from disk)."""
+    log = (Path(testnet.record(name).home) / "data" / "logs" / "node.log").read_text(errors="replace")
+    starts = [line for line in log.splitlines() if line.startswith("event=started")]
+    return [int(line.rsplit("height=", 1)[1]) for line in starts]
+
+
+def test_observer_restarts_from_its_own_store(testnet: Testnet) -> None:
+    """kill -9 of the observer, then start again: it replays the blocks it stored while syncing (its
+    start line shows the height it had, before any sync) and follows on to the validators' state."""
+    had = testnet.heights(["o0"])["o0"]
+    assert had > 0 and len(_started_heights(testnet, "o0")) == 1
+    testnet.kill("o0")
+    testnet.start("o0")
+    restarted = wait_until(lambda: _started_heights(testnet, "o0")[1:], 30, "o0 to start again")
+    assert restarted[0] >= had
+    target = testnet.heights(["v0"])["v0"] + 2
+    testnet.wait_for_height(target, ["v0", "o0"], deadline_s=60)
+    _agree(testnet, ["v0", "o0"], target)
+
+
 
 def test_connect_your_own_node_with_init_join(testnet: Testnet, tmp_path: Path) -> None:
     v0 = testnet.nodes["v0"]
