@@ -287,9 +287,13 @@ def test_connect_your_own_node_with_init_join(testnet: Testnet, tmp_path: Path) 
 def _follower_rejects_tampered_blocks(testnet: Testnet, home: Path) -> None:
     """The observer's checks on synced blocks: a genuine run verifies; a changed tx, a forged
     leader signature or a gap in the chain is refused."""
+    tx = make_tx(SigningKey.from_label("tamper-check"), testnet.chain_id, 0, body=[b"tamper", b"0"])
+    final = testnet.call("v2", "submit", timeout_s=40.0, tx=tx, wait="final", wait_timeout_s=30.0)
+    assert final["status"] == "final", final
+    start = max(1, final["height"] - 20)  # a window with at least this block with a tx in it
     follower = Follower(Node(load_node_config(home)))
-    items = testnet.call("v0", "blocks", start=1, count=40)
-    assert len(follower.verify_run(1, items)) >= 30
+    items = testnet.call("v0", "blocks", start=start, count=40)
+    assert follower.verify_run(start, items)[-1].height >= final["height"]
     with_txs = next(i for i, item in enumerate(items) if decode(item["block"], expected=Block).txs)
     block = decode(items[with_txs]["block"], expected=Block)
     forged_txs = Block(block.tip, (block.txs[0][:-1] + bytes([block.txs[0][-1] ^ 1]),) + block.txs[1:])
@@ -299,10 +303,10 @@ def _follower_rejects_tampered_blocks(testnet: Testnet, home: Path) -> None:
         tampered[with_txs]["block"] = encode(forged)
         follower.last_block_id = None
         with pytest.raises(SyncRejected, match=reason):
-            follower.verify_run(1, tampered)
+            follower.verify_run(start, tampered)
     follower.last_block_id = None
-    with pytest.raises(SyncRejected, match="height 3, want 2"):
-        follower.verify_run(1, items[:1] + items[2:])
+    with pytest.raises(SyncRejected, match=f"height {start + 2}, want {start + 1}"):
+        follower.verify_run(start, items[:1] + items[2:])
 
 
 def test_down_stops_every_node_gracefully(testnet: Testnet) -> None:
