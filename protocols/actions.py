@@ -29,7 +29,8 @@ class Broadcast:
 
 @dataclass(frozen=True, slots=True)
 class SetTimer:
-    """Arm (or re-arm) the named timer to fire at absolute time `at` (seconds)."""
+    """Arm (or re-arm) the named timer to fire at absolute time `at`, on the emitting core's clock
+    and in its unit (MonadBFT: milliseconds; Heard-Of and the compute coordinators: seconds)."""
 
     timer: Hashable
     at: float
