@@ -13,15 +13,17 @@ async def test_one_actor_crash_cancels_the_others_and_names_it() -> None:
     sup = Supervisor()
     cancelled: list[str] = []
     closed: list[str] = []
+    steady_running = trio.Event()
 
     async def steady() -> None:
         try:
+            steady_running.set()
             await trio.sleep_forever()
         finally:
             cancelled.append("steady")
 
     async def faulty() -> None:
-        await trio.sleep(0.01)
+        await steady_running.wait()
         raise RuntimeError("boom")
 
     async def close() -> None:
