@@ -99,12 +99,14 @@ class RpcServer:
 
     async def _handle(self, stream: trio.SocketStream) -> None:
         self.connections += 1
+        # `except*`: a session's errors reach here inside the exception groups of its nurseries
+        # (the reader's body and the writer task), and neither may escape to the listener.
         try:
             await self._session(stream)
-        except (RpcError, ValueError, TypeError, msgpack.ExtraData, msgpack.FormatError,
-                msgpack.StackError) as error:
-            self._count(_reason(error))
-        except (trio.BrokenResourceError, trio.ClosedResourceError):
+        except* (RpcError, ValueError, TypeError, msgpack.ExtraData, msgpack.FormatError,
+                 msgpack.StackError) as group:
+            self._count(_reason(group))
+        except* (trio.BrokenResourceError, trio.ClosedResourceError):
             pass
         finally:
             self.connections -= 1
@@ -199,6 +201,8 @@ class _Outbox:
 
 
 def _reason(error: BaseException) -> str:
+    while isinstance(error, BaseExceptionGroup):  # the first error the session met
+        error = error.exceptions[0]
     if isinstance(error, RpcError):
         text = str(error)
         return text if text.replace("_", "").isalpha() else "bad_frame"

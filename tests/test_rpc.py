@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import socket
+import struct
 from typing import Any
 
 import pytest
 import trio
 
-from hedgerow.node.rpc import RpcServer
+from hedgerow.node.rpc import FrameReader, RpcServer, auth_message, pack_frame, unpack_body
 from hedgerow.node.rpc_client import AsyncRpcClient, RpcCallError
 from hedgerow.protocols.crypto import SigningKey
 
@@ -78,5 +80,41 @@ async def test_unknown_key_refused_and_garbage_counted() -> None:
             nursery.start_soon(good.run_reader)
             assert await good.call("echo", ok=True) == {"ok": True}
             assert server.rejected["key_not_allowed"] == 1
+            await good.aclose()
+            nursery.cancel_scope.cancel()
+
+
+async def _authenticated_raw_stream(port: int, key: SigningKey) -> tuple[trio.SocketStream, FrameReader]:
+    """A session opened by hand (hello, signed challenge, ok), for sending what a client would not."""
+    stream = await trio.open_tcp_stream("127.0.0.1", port)
+    reader = FrameReader(stream)
+    hello = unpack_body(await reader.read() or b"")
+    sig = key.sign_raw(auth_message(hello["chain_id"], hello["challenge"]))
+    await stream.send_all(pack_frame({"key": key.public.raw, "sig": sig}))
+    assert unpack_body(await reader.read() or b"") == {"ok": True}
+    return stream, reader
+
+
+async def test_bad_request_and_reset_client_close_only_their_session() -> None:
+    """A request that is not a map, and a client that resets its connection while a reply is due:
+    each ends that session (the first counted), and the server answers the next client."""
+    release = trio.Event()
+    server = _server(release)
+    with trio.fail_after(10):
+        async with trio.open_nursery() as nursery:
+            port = await _serve(nursery, server)
+            stream, reader = await _authenticated_raw_stream(port, SigningKey.from_label("odd"))
+            await stream.send_all(pack_frame([1, 2, 3]))
+            assert await reader.read() is None, "the server closes the session"
+            assert server.rejected == {"bad_request": 1}
+            stream, reader = await _authenticated_raw_stream(port, SigningKey.from_label("gone"))
+            await stream.send_all(pack_frame({"id": 1, "method": "slow", "params": {}}))
+            stream.socket.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            await stream.aclose()  # a reset (RST), not a FIN
+            release.set()  # the reply is written to a reset connection
+            good = await AsyncRpcClient.connect("127.0.0.1", port, SigningKey.from_label("good"))
+            nursery.start_soon(good.run_reader)
+            assert await good.call("echo", ok=True) == {"ok": True}
+            assert await good.call("slow") == "released"
             await good.aclose()
             nursery.cancel_scope.cancel()

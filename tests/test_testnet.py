@@ -290,6 +290,7 @@ def _follower_rejects_tampered_blocks(testnet: Testnet, home: Path) -> None:
     tx = make_tx(SigningKey.from_label("tamper-check"), testnet.chain_id, 0, body=[b"tamper", b"0"])
     final = testnet.call("v2", "submit", timeout_s=40.0, tx=tx, wait="final", wait_timeout_s=30.0)
     assert final["status"] == "final", final
+    testnet.wait_for_height(final["height"], ["v0"], deadline_s=20)  # v2 answered; v0 may lag
     start = max(1, final["height"] - 20)  # a window with at least this block with a tx in it
     follower = Follower(Node(load_node_config(home)))
     items = testnet.call("v0", "blocks", start=start, count=40)
