@@ -86,11 +86,12 @@ class Follower:
                     nursery.start_soon(client.run_reader)
                     await self._follow(client)
                     nursery.cancel_scope.cancel()
-            except (OSError, RpcCallError, trio.BrokenResourceError, trio.ClosedResourceError):
+            # `except*`: these arrive inside the nursery's exception group.
+            except* (OSError, RpcCallError, trio.BrokenResourceError, trio.ClosedResourceError):
                 self.rejected["peer_lost"] += 1
-            except SyncRejected as error:
+            except* SyncRejected as group:
                 self.rejected["invalid_sync"] += 1
-                log.warning("event=invalid_sync peer=%s:%d reason=%s", host, port, error)
+                log.warning("event=invalid_sync peer=%s:%d reason=%s", host, port, group.exceptions[0])
             finally:
                 self.connected = 0
                 await client.aclose()

@@ -111,6 +111,7 @@ class AsyncRpcClient:
         self._ids = itertools.count(1)
         self._waiting: dict[int, trio.MemorySendChannel[Any]] = {}
         self._lock = trio.Lock()
+        self._reader_done = False  # the node closed the connection: no reply will come
         self.hello: dict[str, Any] = {}
 
     @classmethod
@@ -144,6 +145,7 @@ class AsyncRpcClient:
             except (trio.ClosedResourceError, trio.BrokenResourceError):
                 body = None
             if body is None:
+                self._reader_done = True
                 for channel in self._waiting.values():
                     channel.close()
                 self._waiting.clear()
@@ -159,6 +161,8 @@ class AsyncRpcClient:
     async def start(self, method: str, **params: Any) -> trio.MemoryReceiveChannel[Any]:
         """Send a request now (requests leave in the order `start` is called); `finish` awaits its
         reply. Lets a caller keep per-sender order while many requests are in flight."""
+        if self._reader_done:
+            raise RpcCallError("connection closed by the node")
         request_id = next(self._ids)
         send, receive = trio.open_memory_channel[Any](1)
         self._waiting[request_id] = send

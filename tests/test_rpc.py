@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import socket
 import struct
+from functools import partial
 from typing import Any
 
 import pytest
@@ -117,4 +118,27 @@ async def test_bad_request_and_reset_client_close_only_their_session() -> None:
             assert await good.call("echo", ok=True) == {"ok": True}
             assert await good.call("slow") == "released"
             await good.aclose()
+            nursery.cancel_scope.cancel()
+
+
+async def test_call_after_the_node_closed_fails_at_once() -> None:
+    """Once the reader saw the node close the connection, a new call raises (it would never be
+    answered), so a syncing observer moves on to another peer instead of waiting forever."""
+    async def node_that_leaves(stream: trio.SocketStream) -> None:
+        reader = FrameReader(stream)
+        await stream.send_all(pack_frame({"hello": "hedgerow-rpc/1", "chain_id": "chain", "node_id": "n",
+                                          "challenge": b"\x00" * 32}))
+        await reader.read()
+        await stream.send_all(pack_frame({"ok": True}))
+        await stream.aclose()
+
+    with trio.fail_after(10):
+        async with trio.open_nursery() as nursery:
+            listeners = await nursery.start(partial(trio.serve_tcp, node_that_leaves, 0, host="127.0.0.1"))
+            port = listeners[0].socket.getsockname()[1]
+            client = await AsyncRpcClient.connect("127.0.0.1", port, SigningKey.from_label("c"))
+            await client.run_reader()  # returns at the node's EOF
+            with pytest.raises(RpcCallError, match="connection closed"):
+                await client.call("echo")
+            await client.aclose()
             nursery.cancel_scope.cancel()

@@ -241,7 +241,9 @@ def _started_heights(testnet: Testnet, name: str) -> list[int]:
 
 def test_observer_restarts_from_its_own_store(testnet: Testnet) -> None:
     """kill -9 of the observer, then start again: it replays the blocks it stored while syncing (its
-    start line shows the height it had, before any sync) and follows on to the validators' state."""
+    start line shows the height it had, before any sync) and follows on to the validators' state.
+    Its sync peer killed under it, it stays up and follows another (that validator, unharmed by the
+    observer's reset RPC connection, is started again and catches up)."""
     had = testnet.heights(["o0"])["o0"]
     assert had > 0 and len(_started_heights(testnet, "o0")) == 1
     testnet.kill("o0")
@@ -251,6 +253,19 @@ def test_observer_restarts_from_its_own_store(testnet: Testnet) -> None:
     target = testnet.heights(["v0"])["v0"] + 2
     testnet.wait_for_height(target, ["v0", "o0"], deadline_s=60)
     _agree(testnet, ["v0", "o0"], target)
+    port = int(testnet.call("o0", "status")["synced_from"].rsplit(":", 1)[1])
+    source = next(name for name, rec in testnet.nodes.items() if rec.rpc_port == port)
+    testnet.kill(source)
+    lost = wait_until(lambda: testnet.call("o0", "status")["dropped"].get("peer_lost"), 20,
+                      f"o0 to notice {source} gone")
+    assert lost >= 1
+    others = [n for n in VALIDATORS if n != source]
+    target = testnet.heights(others)[others[0]] + 2
+    testnet.wait_for_height(target, [others[0], "o0"], deadline_s=60)
+    assert testnet.call("o0", "status")["synced_from"] != f"127.0.0.1:{port}"
+    testnet.start(source)
+    testnet.wait_for_height(target, [source], deadline_s=60)
+    _agree(testnet, [others[0], "o0", source], target)
 
 
 
