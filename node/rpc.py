@@ -8,11 +8,14 @@ connection. Then requests `{"id", "method", "params"}` are answered `{"id", "res
 block the next one), each response is written whole (the responses ready together in one write).
 
 Every frame is capped (`FRAME_BYTES_MAX`); a malformed frame closes that connection and counts in
-`rejected` by reason, and the server keeps serving others.
+`rejected` by reason, and the server keeps serving others. A handler that fails answers its request
+with the error; an unforeseen one (not a bad-parameter error) is also logged and counted as
+`handler_error`: one request's failure never stops the node.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -27,6 +30,8 @@ RPC_VERSION = "hedgerow-rpc/1"
 RPC_DOMAIN = b"hedgerow/rpc/v1|"
 FRAME_BYTES_MAX = 8 * 1024 * 1024
 HANDSHAKE_TIMEOUT_S = 5.0
+
+log = logging.getLogger("hedgerow.rpc")
 
 Handler = Callable[[dict[str, Any]], Awaitable[Any]]
 
@@ -162,7 +167,11 @@ class RpcServer:
         else:
             try:
                 reply = {"id": request_id, "result": await handler(params)}
-            except (RpcError, KeyError, ValueError, TypeError) as error:
+            except Exception as error:  # noqa: BLE001 - a request fails alone, never the node
+                if not isinstance(error, (RpcError, KeyError, ValueError, TypeError)):  # unforeseen
+                    self._count("handler_error")
+                    log.warning("event=rpc_handler_error method=%s error=%s: %s", request["method"],
+                                type(error).__name__, error)
                 reply = {"id": request_id, "error": f"{type(error).__name__}: {error}"}
         try:
             frame = pack_frame(reply)

@@ -31,7 +31,11 @@ def _server(release: trio.Event, allowed: frozenset[bytes] | None = None) -> Rpc
     async def fail(params: dict[str, Any]) -> Any:
         raise ValueError("nope")
 
-    return RpcServer("chain", "node", {"echo": echo, "slow": slow, "fail": fail}, allowed)
+    async def overflow(params: dict[str, Any]) -> Any:
+        return int(params["x"])  # x = inf: OverflowError, not a bad-parameter error
+
+    handlers = {"echo": echo, "slow": slow, "fail": fail, "overflow": overflow}
+    return RpcServer("chain", "node", handlers, allowed)
 
 
 async def test_authenticated_pipelined_calls() -> None:
@@ -56,6 +60,9 @@ async def test_authenticated_pipelined_calls() -> None:
                 await client.call("fail")
             with pytest.raises(RpcCallError, match="unknown method"):
                 await client.call("missing")
+            with pytest.raises(RpcCallError, match="OverflowError"):
+                await client.call("overflow", x=float("inf"))
+            assert server.rejected == {"handler_error": 1}
             release.set()
             await slow_answered.wait()
             assert results == ["released"]
