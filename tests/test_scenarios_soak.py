@@ -17,6 +17,7 @@ pytestmark = [pytest.mark.multiprocess, pytest.mark.slow]
 SOAK = Path(__file__).resolve().parent.parent / "testnet" / "scenarios" / "soak.toml"
 
 
+@pytest.mark.timeout(1500)  # ten minutes of load by design, past the suite's 600 s per-test limit
 def test_soak_ten_minutes_of_rolling_perturbations(tmp_path: Path) -> None:
     scenario = load_scenario(SOAK)
     assert scenario.duration_s >= 600 and len(scenario.steps) >= 100

@@ -53,6 +53,7 @@ def test_ci_campaign_of_random_faults_is_clean() -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(3600)  # 10,000 seeds take over the suite's 600 s per-test limit on 2 cores
 def test_ten_thousand_seed_campaign() -> None:
     """Also: `hedgerow sim --protocol monadbft --scenario random --seeds 0-9999`."""
     results = campaign("random", range(10_000), jobs=os.cpu_count() or 2)
