@@ -20,9 +20,12 @@ import urllib.request
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 import trio
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 
 from hedgerow.net.transport import Transport
 from hedgerow.node.app_kv import make_tx
@@ -167,6 +170,38 @@ def test_unknown_key_refused_and_malformed_frame_counted(testnet: Testnet) -> No
     closed = {k: v for k, v in after["dropped"].items() if k.startswith("closed_")}
     assert sum(closed.values()) >= sum(v for k, v in before["dropped"].items() if k.startswith("closed_")) + 2
     testnet.wait_for_height(after["height"] + 3, ["v0"], deadline_s=20)
+
+
+FUZZED_METHODS = ["blocks", "compute_status", "evidence", "finalized", "genesis", "mempool", "peers", "query",
+                  "rounds_status", "signed_log", "status", "submit", "submit_batch", "votes_seen"]
+PARAM_KEYS = ["start", "count", "tx", "txs", "wait", "path", "args", "instance", "key", "height"]
+_edge_values = st.sampled_from([None, True, 0, -1, 2**31, 2**63 - 1, 2**64 - 1, -2**63, float("inf"),
+                                float("-inf"), float("nan"), -0.5, 1e300, "", "final", "speculative",
+                                "get", "info", b"", b"\x00" * 32])
+_param_values = st.recursive(
+    _edge_values | st.integers(-2**63, 2**64 - 1) | st.floats() | st.text(max_size=12)
+    | st.binary(max_size=160),
+    lambda inner: st.lists(inner, max_size=4)
+    | st.dictionaries(st.sampled_from(PARAM_KEYS), inner, max_size=3),
+    max_leaves=8)
+
+
+@settings(max_examples=300, deadline=None)
+@example(method="finalized", params={"start": float("inf")})  # both once crashed the rpc actor
+@example(method="blocks", params={"start": 2**64 - 1})
+@given(method=st.sampled_from(FUZZED_METHODS),
+       params=st.dictionaries(st.sampled_from(PARAM_KEYS), _param_values, max_size=5))
+def test_rpc_answers_any_params_with_a_result_or_a_one_line_error(testnet: Testnet, method: str,
+                                                                  params: dict[str, Any]) -> None:
+    """Any parameters to any read or submit method: a result or a one-line error, and the node
+    stays up and answers. Found by this: an infinite float or an int too
+    large for SQLite once crashed the node's rpc actor."""
+    try:
+        testnet.call("v3", method, timeout_s=10.0, wait_timeout_s=0.2, **params)
+    except RpcCallError as error:
+        assert "\n" not in str(error)
+    status = testnet.node_status("v3", timeout_s=5.0)
+    assert status.height is not None, f"v3 stopped answering: {testnet.log_tail('v3')}"
 
 
 def test_kill9_during_load_then_catch_up_without_double_signing(testnet: Testnet) -> None:
