@@ -7,9 +7,10 @@ Starts 4 validator processes (kv application, vote pace 100 ms: the node's defau
 open-loop client *process* that pre-signs txs and submits them at `--rate` tx/s, in `submit_batch`
 requests of what 20 ms of load makes per node, each waiting for finality. The default rate is the
 verify bound itself (below), which no testnet can commit, so the run measures capacity: once the
-nodes fall behind, the client's in-flight limit (at most 16,384 txs outstanding) holds it back and
-it runs late on its schedule, so queues stay bounded. Every result carries the node-side
-speculative (VOTED) and final latencies, counted from admission (after the signature check).
+nodes fall behind, the client's in-flight limit (at most 16,384 txs, ~4,100 with the per-node split)
+holds it back and it runs late on its schedule, so queues stay bounded. Every result carries the
+node-side speculative (VOTED) and final latencies, counted from admission (after the signature
+check).
 
 Reports committed tx/s (from the nodes' executed-tx counters over the load window), p50/p99
 speculative and final latency (node-side, and final at the client, from submission), and the ratio
