@@ -151,7 +151,7 @@ class ConsensusDriver:
         self._logged: set[tuple[str, int, bytes]] = set()  # signer-log rows already durable
         self._marked_height = 0  # finalized blocks up to here are marked in the mempool
         self._encoded: dict[bytes, bytes] = {}  # block id -> wire bytes, recent blocks only
-        self._timeout_rows: dict[bytes, SignedRow] = {}  # the last timeout's signer-log row
+        self._last_timeout_row: tuple[bytes, SignedRow] | None = None  # (its bytes, its row)
         self._forward_pending: list[bytes] = []  # admitted client txs not forwarded yet
         self._forward_due = trio.Event()
 
@@ -473,12 +473,12 @@ class ConsensusDriver:
     def _timeout_row(self, last_timeout: bytes) -> SignedRow:
         """The signer-log row of the checkpoint's last timeout, decoded once per distinct timeout
         (every checkpoint of a round carries the same bytes)."""
-        cached = self._timeout_rows.get(last_timeout)
-        if cached is None:
+        memo = self._last_timeout_row
+        if memo is None or memo[0] != last_timeout:
             timeout = decode(last_timeout, expected=m.TimeoutMsg)
-            cached = SignedRow("timeout", timeout.info.round, encode(timeout.info))
-            self._timeout_rows = {last_timeout: cached}
-        return cached
+            memo = self._last_timeout_row = (last_timeout,
+                                             SignedRow("timeout", timeout.info.round, encode(timeout.info)))
+        return memo[1]
 
     def _send(self, to: int, message: Any) -> None:
         if to == self.node.index:
